@@ -1,0 +1,60 @@
+# stepmail — everyday commands.  `make demo` and `make test` set everything up first.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CDK_DISABLE_VERSION_CHECK := true
+
+.PHONY: setup demo test test-long lint format typecheck pr synth deploy serve lock clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt functions/requirements.txt pyproject.toml package.json package-lock.json
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(STAMP)
+
+demo: setup  ## the whole pipeline on the local twin, with a report
+	$(BIN)/stepmail demo
+
+test: setup  ## every test: unit, integration (the twin), infrastructure (synth, cdk-nag, cfn-lint, asl-validator)
+	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+test-long: setup  ## the long variants too
+	STEPMAIL_LONG_TESTS=1 $(BIN)/python -m pytest -n 2 --dist loadfile
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: setup
+	$(BIN)/mypy functions/stepmail/core
+
+pr: lint typecheck test  ## the gate before a merge
+
+synth: setup  ## cdk.out/ (bundles the Lambda code locally, no Docker)
+	npx cdk synth --quiet
+
+deploy: setup
+	npx cdk deploy
+
+serve: setup  ## the local twin until Ctrl-C
+	$(BIN)/stepmail local serve
+
+lock:  ## re-pin requirements.txt from a fresh resolve
+	rm -rf /tmp/stepmail-lock && $(PYTHON) -m venv /tmp/stepmail-lock
+	/tmp/stepmail-lock/bin/pip install --quiet -r <(grep -v '^#' requirements.in)
+	(echo "# Development, CDK synth, tests and the local twin. Pinned: regenerate with \`make lock\`."; \
+	 /tmp/stepmail-lock/bin/pip freeze | sort) > requirements.txt
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out .stepmail .pytest_cache .mypy_cache .ruff_cache
