@@ -1,0 +1,42 @@
+"""S3 as the attachment store: stream an object pinned to the ETag the workflow resolved."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from stepmail.adapters.aws_errors import NETWORK_ERRORS, error_code, status_code
+from stepmail.core.errors import AttachmentChangedError, AttachmentMissingError, AttachmentUnavailableError
+
+_CHUNK_BYTES = 1024 * 1024
+
+
+class S3AttachmentStore:
+    def __init__(self, bucket: str, client: Any | None = None) -> None:
+        self._bucket = bucket
+        self._client = client or boto3.client("s3")
+
+    def read(self, key: str, etag: str) -> bytes:
+        """Raises AttachmentMissingError, AttachmentChangedError or AttachmentUnavailableError."""
+        try:
+            response = self._client.get_object(Bucket=self._bucket, Key=key, IfMatch=etag)
+            body = response["Body"]
+            chunks = bytearray()
+            for chunk in iter(lambda: body.read(_CHUNK_BYTES), b""):
+                chunks += chunk
+            return bytes(chunks)
+        except ClientError as error:
+            raise _attachment_error(error, key) from error
+        except NETWORK_ERRORS as error:
+            raise AttachmentUnavailableError(f"attachment {key!r}: {type(error).__name__}") from error
+
+
+def _attachment_error(error: ClientError, key: str) -> Exception:
+    code, status = error_code(error), status_code(error)
+    if code in ("NoSuchKey", "404", "NotFound") or status == 404:
+        return AttachmentMissingError(f"attachment {key!r} does not exist")
+    if code == "PreconditionFailed" or status == 412:
+        return AttachmentChangedError(f"attachment {key!r} changed after it was resolved (ETag mismatch)")
+    return AttachmentUnavailableError(f"attachment {key!r}: S3 {code or status}")

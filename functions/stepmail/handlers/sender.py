@@ -1,0 +1,62 @@
+"""Sender Lambda (the "Render And Send" state): build the MIME message and send it with SES v2.
+
+Errors are raised as the contract's classes; Step Functions matches them by class name.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from stepmail.adapters.s3 import S3AttachmentStore
+from stepmail.adapters.ses import SesMailTransport
+from stepmail.core.sending import AttachmentStore, MailTransport, SendRequest, send_email
+from stepmail.settings import SenderSettings
+
+logger = Logger(service="stepmail")
+
+
+@dataclass(frozen=True)
+class Sender:
+    store: AttachmentStore
+    transport: MailTransport
+    default_configuration_set: str = ""
+
+    def send(self, request: SendRequest) -> dict[str, Any]:
+        result = send_email(
+            request,
+            store=self.store,
+            transport=self.transport,
+            default_configuration_set=self.default_configuration_set,
+        )
+        logger.info(
+            "email sent",
+            extra={
+                "mailKey": request.message.mail_key,
+                "lockKey": request.lock_key,
+                "sesMessageId": result.message_id,
+            },
+        )
+        return result.model_dump(by_alias=True)
+
+
+def build_sender(settings: SenderSettings, *, s3_client: Any = None, ses_client: Any = None) -> Sender:
+    return Sender(
+        store=S3AttachmentStore(settings.attachments_bucket, s3_client),
+        transport=SesMailTransport(ses_client),
+        default_configuration_set=settings.default_configuration_set,
+    )
+
+
+@lru_cache(maxsize=1)
+def _sender_from_environment() -> Sender:
+    return build_sender(SenderSettings.from_environ(os.environ))
+
+
+def handler(event: dict[str, Any], context: Any, sender: Sender | None = None) -> dict[str, Any]:
+    sender = sender or _sender_from_environment()
+    return sender.send(SendRequest.model_validate(event))

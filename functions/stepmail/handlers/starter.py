@@ -1,0 +1,108 @@
+"""Starter Lambda: an SQS batch in, one synchronous Express run per message, a partial batch response out.
+
+The runs of a batch go concurrently (each waits for its workflow), so the function's timeout only
+has to exceed one run.  A record is reported as failed, and so redelivered by SQS, only when its run
+did not reach a handled outcome; invalid messages go straight to the dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import (
+    AsyncBatchProcessor,
+    EventType,
+    async_process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from stepmail.adapters.sfn import SfnWorkflow
+from stepmail.adapters.sqs import SqsDeadLetterQueue
+from stepmail.core.message import SenderPolicy
+from stepmail.core.starting import DeadLetterQueue, StartPolicy, StartReport, Workflow, start_email
+from stepmail.settings import StarterSettings
+
+logger = Logger(service="stepmail")
+_runs = ThreadPoolExecutor(max_workers=10, thread_name_prefix="run")  # one per record of a full batch
+
+
+@dataclass(frozen=True)
+class Starter:
+    policy: StartPolicy
+    workflow: Workflow
+    dead_letters: DeadLetterQueue
+    log_email_content: bool = False
+
+    def start(self, record: SQSRecord) -> StartReport:
+        try:
+            report = start_email(
+                record.body,
+                queue_message_id=record.message_id,
+                policy=self.policy,
+                workflow=self.workflow,
+                dead_letters=self.dead_letters,
+            )
+        except Exception as error:
+            logger.warning(
+                "retry later", extra={"queueMessageId": record.message_id, "error": type(error).__name__}
+            )
+            raise
+        self._log(record, report)
+        return report
+
+    def _log(self, record: SQSRecord, report: StartReport) -> None:
+        fields: dict[str, Any] = {
+            "queueMessageId": record.message_id,
+            "outcome": str(report.outcome),
+            "mailKey": report.mail_key,
+            "lockKey": report.lock_key,
+            "executionArn": report.execution_arn,
+            "sesMessageId": report.message_id,
+        }
+        if report.reason and self.log_email_content:
+            fields["reason"] = report.reason  # may quote an address: only when content logging is on
+        logger.info("message handled", extra={key: value for key, value in fields.items() if value})
+
+
+def build_starter(settings: StarterSettings, *, sfn_client: Any = None, sqs_client: Any = None) -> Starter:
+    policy = StartPolicy(
+        senders=SenderPolicy(
+            settings.sender_identities, settings.default_sender, settings.configuration_sets
+        ),
+        lease_seconds=settings.lease_seconds,
+        dedup_window_seconds=settings.dedup_window_seconds,
+    )
+    return Starter(
+        policy=policy,
+        workflow=SfnWorkflow(settings.state_machine_arn, sfn_client),
+        dead_letters=SqsDeadLetterQueue(settings.dead_letter_queue_url, sqs_client),
+        log_email_content=settings.log_email_content,
+    )
+
+
+@lru_cache(maxsize=1)
+def _starter_from_environment() -> Starter:
+    return build_starter(StarterSettings.from_environ(os.environ))
+
+
+def handler(event: dict[str, Any], context: Any, starter: Starter | None = None) -> dict[str, Any]:
+    starter = starter or _starter_from_environment()
+
+    async def start_record(record: SQSRecord) -> str:
+        report = await asyncio.get_running_loop().run_in_executor(_runs, starter.start, record)
+        return str(report.outcome)
+
+    # A processor per invocation: it holds the batch's state while processing it.  A batch whose
+    # every record failed is answered like any other (all items failed), not with an exception.
+    processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    return dict(
+        async_process_partial_response(
+            event=event, record_handler=start_record, processor=processor, context=context
+        )
+    )
