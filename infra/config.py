@@ -1,0 +1,206 @@
+"""The one configuration model: validated at synth time, reused by the local twin.
+
+Where it comes from (first match wins):
+
+1. the file named by the context value ``stepmailConfigFile`` (``cdk deploy -c stepmailConfigFile=prod.json``)
+   or by the environment variable ``STEPMAIL_CONFIG``;
+2. the ``stepmail`` object in ``cdk.json``'s context.
+
+Everything derived (timeouts that must nest, queue visibility) is computed here, once, so the stack,
+the ASL substitutions and the twin cannot disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from stepmail.core.addresses import address_allowed, normalize_address
+from stepmail.settings import SenderSettings, StarterSettings
+
+_IDENTITY = re.compile(r"^([^@\s]+@)?[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
+
+
+class RetryPolicy(BaseModel):
+    """Retry with exponential backoff and full jitter, applied to every transient error in the ASL."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    interval_seconds: int = Field(default=1, ge=1, le=60)
+    backoff_rate: float = Field(default=2.0, ge=1.0, le=10.0)
+    max_attempts: int = Field(default=6, ge=1, le=20)
+    max_delay_seconds: int = Field(default=20, ge=1, le=120)
+
+    def worst_case_wait_seconds(self) -> float:
+        """The longest total time a state can spend waiting between its retries."""
+        waits = (
+            min(self.max_delay_seconds, self.interval_seconds * self.backoff_rate**attempt)
+            for attempt in range(self.max_attempts)
+        )
+        return float(sum(waits))
+
+
+class StepmailConfig(BaseModel):
+    """Everything an operator can set.  Field names are what goes into cdk.json or a config file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stack_name: str = Field(default="Stepmail", pattern=r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
+    region: str = Field(default="us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    account: str | None = Field(default=None, pattern=r"^\d{12}$")
+
+    # Who may send.  An identity is an email address or a whole domain, as verified in SES.
+    sender_identities: tuple[str, ...] = Field(min_length=1)
+    default_sender: str
+    configuration_sets: tuple[str, ...] = ()
+    default_configuration_set: str = ""
+
+    # De-duplication: how long a sent email blocks a resend, and how long a run owns its lock.
+    dedup_window_seconds: int = Field(default=14 * 24 * 3600, ge=60)
+    lease_seconds: int = Field(default=180, ge=2)
+
+    # Timeouts (seconds).  workflow < lease, sender < workflow, starter > workflow.
+    workflow_timeout_seconds: int = Field(default=120, ge=2, le=300)
+    sender_timeout_seconds: int = Field(default=60, ge=1, le=300)
+    retry: RetryPolicy = RetryPolicy()
+
+    # Event source: how fast the queue drains (rate control against the SES quota).
+    batch_size: int = Field(default=10, ge=1, le=10)
+    batching_window_seconds: int = Field(default=1, ge=0, le=300)
+    max_concurrency: int = Field(default=5, ge=2, le=1000)
+    max_receive_count: int = Field(default=5, ge=1, le=1000)
+    visibility_timeout_seconds: int | None = Field(default=None, ge=1, le=43200)
+    message_retention_days: int = Field(default=4, ge=1, le=14)
+    dead_letter_retention_days: int = Field(default=14, ge=1, le=14)
+
+    # Storage.
+    attachments_expiry_days: int = Field(default=14, ge=1)
+    point_in_time_recovery: bool = True
+
+    # Functions.
+    starter_memory_mb: int = Field(default=256, ge=128, le=10240)
+    sender_memory_mb: int = Field(default=512, ge=128, le=10240)
+
+    # Observability.  Email content (addresses, subjects, bodies) stays out of logs unless asked for;
+    # the same switch turns on execution data in the state machine's logs.
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_email_content: bool = False
+    execution_log_level: Literal["ALL", "ERROR", "FATAL", "OFF"] = "ALL"
+    alarm_email: str | None = None
+    slack_workspace_id: str | None = Field(default=None, pattern=r"^[A-Z0-9]{9,11}$")
+    slack_channel_id: str | None = Field(default=None, pattern=r"^[A-Z0-9]{9,11}$")
+
+    @model_validator(mode="after")
+    def _check(self) -> StepmailConfig:
+        for identity in self.sender_identities:
+            if not _IDENTITY.match(identity):
+                raise ValueError(f"sender identity {identity!r} is neither an email address nor a domain")
+        normalized = normalize_address(self.default_sender)
+        if not address_allowed(normalized, self.sender_identities):
+            raise ValueError(f"default_sender {self.default_sender!r} is not covered by sender_identities")
+        if self.default_configuration_set and self.default_configuration_set not in self.configuration_sets:
+            raise ValueError("default_configuration_set must be one of configuration_sets")
+        if self.sender_timeout_seconds >= self.workflow_timeout_seconds:
+            raise ValueError("sender_timeout_seconds must be shorter than workflow_timeout_seconds")
+        if self.lease_seconds <= self.workflow_timeout_seconds:
+            raise ValueError(
+                "lease_seconds must exceed workflow_timeout_seconds: a lock must outlive the run holding it"
+            )
+        if self.retry.worst_case_wait_seconds() >= self.workflow_timeout_seconds:
+            raise ValueError("the retry policy's waits do not fit in workflow_timeout_seconds")
+        if self.visibility_timeout_seconds is not None and (
+            self.visibility_timeout_seconds < 6 * self.starter_timeout_seconds
+        ):
+            raise ValueError(
+                "visibility_timeout_seconds must be at least 6 x the starter's timeout (AWS guidance)"
+            )
+        if self.sender_task_timeout_seconds >= self.workflow_timeout_seconds:
+            raise ValueError("sender_timeout_seconds + 2 must be shorter than workflow_timeout_seconds")
+        if self.alarm_email is not None:
+            normalize_address(self.alarm_email)
+        if bool(self.slack_workspace_id) != bool(self.slack_channel_id):
+            raise ValueError("slack_workspace_id and slack_channel_id go together")
+        return self
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def starter_timeout_seconds(self) -> int:
+        """The starter waits for its runs (StartSyncExecution): it must outlive the longest run."""
+        return self.workflow_timeout_seconds + 30
+
+    @property
+    def sender_task_timeout_seconds(self) -> int:
+        """The ASL's timeout for Render And Send: a little longer than the Lambda's own, so the Lambda's
+        timeout error (not a race with the state's) is what the execution shows."""
+        return self.sender_timeout_seconds + 2
+
+    @property
+    def queue_visibility_timeout_seconds(self) -> int:
+        """AWS recommends at least 6 x the function timeout for an SQS event source."""
+        return self.visibility_timeout_seconds or 6 * self.starter_timeout_seconds
+
+    def asl_numbers(self) -> dict[str, int | float]:
+        """Numeric ``${Placeholder}`` values of the ASL (written as quoted strings in the file)."""
+        return {
+            "WorkflowTimeoutSeconds": self.workflow_timeout_seconds,
+            "SenderTimeoutSeconds": self.sender_task_timeout_seconds,
+            "RetryIntervalSeconds": self.retry.interval_seconds,
+            "RetryBackoffRate": self.retry.backoff_rate,
+            "RetryMaxAttempts": self.retry.max_attempts,
+            "RetryMaxDelaySeconds": self.retry.max_delay_seconds,
+        }
+
+    def starter_settings(self, *, state_machine_arn: str, dead_letter_queue_url: str) -> StarterSettings:
+        return StarterSettings(
+            state_machine_arn=state_machine_arn,
+            dead_letter_queue_url=dead_letter_queue_url,
+            sender_identities=self.sender_identities,
+            default_sender=self.default_sender,
+            configuration_sets=self.configuration_sets,
+            lease_seconds=self.lease_seconds,
+            dedup_window_seconds=self.dedup_window_seconds,
+            log_email_content=self.log_email_content,
+        )
+
+    def sender_settings(self, *, attachments_bucket: str) -> SenderSettings:
+        return SenderSettings(
+            attachments_bucket=attachments_bucket,
+            default_configuration_set=self.default_configuration_set,
+            log_email_content=self.log_email_content,
+        )
+
+
+CONTEXT_KEY = "stepmail"
+CONFIG_FILE_CONTEXT_KEY = "stepmailConfigFile"
+CONFIG_FILE_ENV = "STEPMAIL_CONFIG"
+
+
+def load_config(
+    context: Mapping[str, Any] | None = None,
+    *,
+    config_file: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> StepmailConfig:
+    """Load and validate the configuration (see the module docstring for the order)."""
+    path = config_file or (context or {}).get(CONFIG_FILE_CONTEXT_KEY) or environ.get(CONFIG_FILE_ENV)
+    if path:
+        return StepmailConfig.model_validate_json(Path(path).read_text(encoding="utf-8"))
+    raw = (context or {}).get(CONTEXT_KEY)
+    if raw is None:
+        raise ValueError(
+            f"no configuration: set the {CONTEXT_KEY!r} context in cdk.json or {CONFIG_FILE_ENV}"
+        )
+    if isinstance(raw, str):  # `cdk synth -c stepmail='{...}'` passes a string
+        raw = json.loads(raw)
+    return StepmailConfig.model_validate(raw)
+
+
+def repo_context(repo_root: Path) -> dict[str, Any]:
+    """The ``context`` object of ``cdk.json`` (for tools that run outside the CDK app)."""
+    cdk_json = json.loads((repo_root / "cdk.json").read_text(encoding="utf-8"))
+    return dict(cdk_json.get("context", {}))

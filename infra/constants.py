@@ -1,0 +1,67 @@
+"""Names shared by the stack, its constructs and the tests: construct ids, output keys, runtime facts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+
+SERVICE_NAME = "stepmail"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# ---------------------------------------------------------------- construct ids (they shape logical ids)
+STORAGE_ID = "Storage"
+LOCK_TABLE_ID = "LockTable"
+ATTACHMENTS_BUCKET_ID = "AttachmentsBucket"
+ACCESS_LOGS_BUCKET_ID = "AccessLogsBucket"
+
+QUEUEING_ID = "Queueing"
+QUEUE_ID = "MailQueue"
+DEAD_LETTER_QUEUE_ID = "DeadLetterQueue"
+
+SENDER_ID = "Sender"
+STARTER_ID = "Starter"
+FUNCTION_ID = "Function"
+
+WORKFLOW_ID = "Workflow"
+STATE_MACHINE_ID = "StateMachine"
+
+MONITORING_ID = "Monitoring"
+ALARM_TOPIC_ID = "AlarmTopic"
+DEAD_LETTER_ALARM_ID = "DeadLetterQueueNotEmpty"
+WORKFLOW_ALARM_ID = "WorkflowRunsFailed"
+SLACK_CHANNEL_ID = "SlackChannel"
+
+# ---------------------------------------------------------------- stack outputs (the producer CLI reads them)
+QUEUE_URL_OUTPUT = "QueueUrl"
+DEAD_LETTER_QUEUE_URL_OUTPUT = "DeadLetterQueueUrl"
+ATTACHMENTS_BUCKET_OUTPUT = "AttachmentsBucketName"
+LOCK_TABLE_OUTPUT = "LockTableName"
+STATE_MACHINE_ARN_OUTPUT = "StateMachineArn"
+
+# ---------------------------------------------------------------- the Lambda code (one asset, two handlers)
+FUNCTIONS_DIR = REPO_ROOT / "functions"
+FUNCTIONS_PACKAGE = "stepmail"
+FUNCTIONS_REQUIREMENTS = FUNCTIONS_DIR / "requirements.txt"
+STARTER_HANDLER = "stepmail.handlers.starter.handler"
+SENDER_HANDLER = "stepmail.handlers.sender.handler"
+
+LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_13
+LAMBDA_ARCHITECTURE = lambda_.Architecture.ARM_64
+PYTHON_VERSION = "3.13"  # must match LAMBDA_RUNTIME: pip picks the wheels by it
+PIP_PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")  # must match LAMBDA_ARCHITECTURE
+
+# ---------------------------------------------------------------- retention of operational data
+LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+ACCESS_LOG_RETENTION_DAYS = 90
+INCOMPLETE_UPLOAD_EXPIRY_DAYS = 1
+
+# ---------------------------------------------------------------- SQS limits (DESIGN.md)
+# Step Functions takes at most 256 KiB of input, so the mail queue refuses anything larger.
+QUEUE_MAX_MESSAGE_BYTES = 262_144
+# A dead letter is the original message plus its reason, so it may exceed 256 KiB: allow SQS's maximum.
+DEAD_LETTER_MAX_MESSAGE_BYTES = 1_048_576
+
+# ---------------------------------------------------------------- the state machine's table actions
+LOCK_TABLE_ACTIONS = ("dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")

@@ -1,0 +1,236 @@
+"""Functions: the starter (SQS batch -> synchronous Express runs) and the sender (MIME + SES v2).
+
+Both run the same bundled code asset with different handlers.  Each has its own role with exactly the
+permissions of its job: no managed policies, logs only to its own log group.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+from stepmail.core.addresses import normalize_address
+
+from infra import constants
+from infra.config import StepmailConfig
+from infra.constructs import nag
+
+# Lambda's log levels spell WARNING as WARN.
+_APPLICATION_LOG_LEVELS = {
+    "DEBUG": lambda_.ApplicationLogLevel.DEBUG,
+    "INFO": lambda_.ApplicationLogLevel.INFO,
+    "WARNING": lambda_.ApplicationLogLevel.WARN,
+    "ERROR": lambda_.ApplicationLogLevel.ERROR,
+}
+
+
+class _PythonFunction(Construct):
+    """A stepmail function: arm64, Python 3.13, JSON logs to its own log group, X-Ray, its own role."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StepmailConfig,
+        code: lambda_.Code,
+        handler: str,
+        description: str,
+        timeout_seconds: int,
+        memory_mb: int,
+        environment: dict[str, str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = self._build_log_group()
+        self.role = self._build_role(self.log_group)
+        self.function = lambda_.Function(
+            self,
+            constants.FUNCTION_ID,
+            code=code,
+            handler=handler,
+            description=description,
+            runtime=constants.LAMBDA_RUNTIME,
+            architecture=constants.LAMBDA_ARCHITECTURE,
+            timeout=Duration.seconds(timeout_seconds),
+            memory_size=memory_mb,
+            role=self.role,
+            environment=self._environment(config, environment),
+            log_group=self.log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            application_log_level_v2=_APPLICATION_LOG_LEVELS[config.log_level],
+            system_log_level_v2=lambda_.SystemLogLevel.INFO,
+            tracing=lambda_.Tracing.ACTIVE,
+        )
+        self._acknowledge_runtime_and_tracing()
+
+    def _build_log_group(self) -> logs.LogGroup:
+        return logs.LogGroup(
+            self,
+            "Logs",
+            retention=constants.LOG_RETENTION,
+            # Logs age out by retention anyway; keeping them after the stack is gone has no owner.
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+
+    def _build_role(self, log_group: logs.ILogGroup) -> iam.Role:
+        # Instead of AWSLambdaBasicExecutionRole (logs:* on every log group): write to this group only.
+        role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+        log_group.grant_write(role)
+        return role
+
+    @staticmethod
+    def _environment(config: StepmailConfig, settings: dict[str, str]) -> dict[str, str]:
+        return {
+            **settings,
+            "POWERTOOLS_SERVICE_NAME": constants.SERVICE_NAME,
+            "POWERTOOLS_LOG_LEVEL": config.log_level,
+        }
+
+    def _acknowledge_runtime_and_tracing(self) -> None:
+        nag.acknowledge(
+            self.function,
+            "L1",
+            "Python 3.13 is the runtime the project targets (DESIGN.md): the bundled wheels (pydantic-core) "
+            "are built for cp313. Moving to 3.14 is a deliberate upgrade of runtime, bundling and tests.",
+        )
+        nag.acknowledge(
+            self.role,
+            "IAM5[Resource::*]",
+            "Active X-Ray tracing needs xray:PutTraceSegments and xray:PutTelemetryRecords, which support "
+            "no resource-level permissions: '*' is their only possible resource.",
+        )
+
+
+class SenderFunction(Construct):
+    """The "Render And Send" task: reads attachments, sends raw MIME with SES v2 from allowed identities."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StepmailConfig,
+        code: lambda_.Code,
+        attachments_bucket: s3.IBucket,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        settings = config.sender_settings(attachments_bucket=attachments_bucket.bucket_name)
+        self._lambda = _PythonFunction(
+            self,
+            "Lambda",
+            config=config,
+            code=code,
+            handler=constants.SENDER_HANDLER,
+            description="stepmail sender: builds the MIME message with S3 attachments, sends it with SES v2",
+            timeout_seconds=config.sender_timeout_seconds,
+            memory_mb=config.sender_memory_mb,
+            environment=settings.to_environment(),
+        )
+        self.function = self._lambda.function
+        self._grant_read_attachments(attachments_bucket)
+        self._grant_send_email(config)
+
+    def _grant_read_attachments(self, bucket: s3.IBucket) -> None:
+        # GetObject only (not grant_read's List*/GetBucket*): the sender reads keys it was given.
+        self._lambda.role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects("*")])
+        )
+        nag.acknowledge(
+            self._lambda.role,
+            f"IAM5[Resource::{nag.arn_reference(bucket)}/*]",
+            "Attachments live under a per-message prefix (<mailKey>/<file>) chosen by producers at run time, "
+            "so no fixed key can be named; s3:GetObject on 'bucket/*' is the least privilege: read the "
+            "objects of this one bucket, nothing else.",
+        )
+
+    def _grant_send_email(self, config: StepmailConfig) -> None:
+        self._lambda.role.add_to_principal_policy(ses_send_statement(Stack.of(self), config))
+
+
+def ses_send_statement(stack: Stack, config: StepmailConfig) -> iam.PolicyStatement:
+    """SES sends only from the configured identities (and through the configured configuration sets).
+
+    The resources are the identities' ARNs; the ``ses:FromAddress`` condition pins the From address to
+    what the starter accepts (``address_allowed``): an address identity allows that address, a domain
+    identity any address at that domain.
+    """
+    identity_arns = [
+        stack.format_arn(service="ses", resource="identity", resource_name=identity)
+        for identity in config.sender_identities
+    ]
+    configuration_set_arns = [
+        stack.format_arn(service="ses", resource="configuration-set", resource_name=name)
+        for name in config.configuration_sets
+    ]
+    return iam.PolicyStatement(
+        actions=["ses:SendEmail", "ses:SendRawEmail"],
+        resources=[*identity_arns, *configuration_set_arns],
+        conditions={
+            "StringLike": {"ses:FromAddress": [from_address_pattern(i) for i in config.sender_identities]}
+        },
+    )
+
+
+def from_address_pattern(identity: str) -> str:
+    """The ``ses:FromAddress`` pattern of an identity, in the normalized form the functions send.
+
+    ``StringLike`` is case-sensitive and the functions send addresses with the domain lower-cased (and
+    in IDNA form), so the pattern is normalized the same way.
+    """
+    if "@" in identity:
+        return normalize_address(identity)
+    return f"*@{identity.lower()}"
+
+
+class StarterFunction(Construct):
+    """Consumes the mail queue in batches and runs one synchronous Express execution per message."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StepmailConfig,
+        code: lambda_.Code,
+        queue: sqs.IQueue,
+        dead_letter_queue: sqs.IQueue,
+        state_machine: sfn.IStateMachine,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        settings = config.starter_settings(
+            state_machine_arn=state_machine.state_machine_arn,
+            dead_letter_queue_url=dead_letter_queue.queue_url,
+        )
+        self._lambda = _PythonFunction(
+            self,
+            "Lambda",
+            config=config,
+            code=code,
+            handler=constants.STARTER_HANDLER,
+            description="stepmail starter: validates queued messages and runs the workflow for each",
+            timeout_seconds=config.starter_timeout_seconds,
+            memory_mb=config.starter_memory_mb,
+            environment=settings.to_environment(),
+        )
+        self.function = self._lambda.function
+        state_machine.grant_start_sync_execution(self._lambda.role)
+        # Invalid messages go straight to the DLQ with their reason, without burning retries.
+        dead_letter_queue.grant(self._lambda.role, "sqs:SendMessage")
+        self.function.add_event_source(self._build_event_source(config, queue))
+
+    @staticmethod
+    def _build_event_source(config: StepmailConfig, queue: sqs.IQueue) -> event_sources.SqsEventSource:
+        return event_sources.SqsEventSource(
+            queue,
+            batch_size=config.batch_size,
+            max_batching_window=Duration.seconds(config.batching_window_seconds),
+            # How many batches run at once: the rate control against the SES sending quota.
+            max_concurrency=config.max_concurrency,
+            report_batch_item_failures=True,
+        )

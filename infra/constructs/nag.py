@@ -1,0 +1,25 @@
+"""Acknowledging cdk-nag findings: one finding at a time, each with the reason it does not apply.
+
+cdk-nag 3 reports through CDK's ``Validations``; a finding is acknowledged on the construct that owns
+it (or a parent) with the id ``AwsSolutions::<rule>[<finding>]``.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, Stack, Validations
+from constructs import Construct, IConstruct
+
+PACK = "AwsSolutions"
+
+
+def acknowledge(scope: IConstruct, finding: str, reason: str) -> None:
+    """Acknowledge ``finding`` (e.g. ``"SQS2"`` or ``"IAM5[Resource::*]"``) below ``scope``."""
+    Validations.of(scope).acknowledge(Acknowledgment(id=f"{PACK}::{PACK}-{finding}", reason=reason))
+
+
+def arn_reference(resource: Construct) -> str:
+    """How cdk-nag prints ``Fn::GetAtt [<resource>, Arn]`` in a finding: ``<LogicalId.Arn>``."""
+    default_child = resource.node.default_child
+    if default_child is None:
+        raise ValueError(f"{resource.node.path} has no CloudFormation resource")
+    return f"<{Stack.of(resource).get_logical_id(default_child)}.Arn>"  # type: ignore[arg-type]

@@ -1,0 +1,100 @@
+"""Storage: the lock table (one record per email) and the attachments bucket (``<mailKey>/<file>``)."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from infra import constants
+from infra.config import StepmailConfig
+from infra.constructs import nag
+
+_ACCESS_LOGS_BY_BUCKET_POLICY = "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy"
+
+
+class Storage(Construct):
+    """The lock table, the attachments bucket and the bucket that keeps its access logs."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: StepmailConfig) -> None:
+        super().__init__(scope, construct_id)
+        # ACLs are disabled on both buckets, so S3 must deliver access logs through a bucket policy (not
+        # the LogDeliveryWrite ACL), whatever feature flags the app runs with.
+        self.node.set_context(_ACCESS_LOGS_BY_BUCKET_POLICY, True)
+        self.lock_table = self._build_lock_table(config)
+        self.access_logs_bucket = self._build_access_logs_bucket()
+        self.attachments_bucket = self._build_attachments_bucket(config, self.access_logs_bucket)
+
+    def _build_lock_table(self, config: StepmailConfig) -> dynamodb.Table:
+        table = dynamodb.Table(
+            self,
+            constants.LOCK_TABLE_ID,
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            # TTL deletes up to ~48 h late; the ASL's conditions check expiresAt themselves.
+            time_to_live_attribute="expiresAt",
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=config.point_in_time_recovery
+            ),
+            # A KMS key the table's readers need no grant for (the aws/dynamodb key works through DynamoDB).
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            # The sent records are the only trace of which emails went out (with SES message ids); a stack
+            # deletion or replacement must not erase them.  The table is unnamed, so a retained one never
+            # blocks a redeploy.
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        if not config.point_in_time_recovery:
+            nag.acknowledge(
+                table,
+                "DDB3",
+                "The operator set point_in_time_recovery=false in the stepmail configuration: the table only "
+                "holds locks and dedup records, which expire within the dedup window anyway.",
+            )
+        return table
+
+    def _build_access_logs_bucket(self) -> s3.Bucket:
+        return s3.Bucket(
+            self,
+            constants.ACCESS_LOGS_BUCKET_ID,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            minimum_tls_version=1.2,
+            # S3 server access logging only delivers to buckets encrypted with SSE-S3.
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-access-logs", expiration=Duration.days(constants.ACCESS_LOG_RETENTION_DAYS)
+                )
+            ],
+            # An audit trail outlives the stack; the lifecycle rule empties a retained bucket by itself.
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+
+    def _build_attachments_bucket(self, config: StepmailConfig, access_logs: s3.IBucket) -> s3.Bucket:
+        return s3.Bucket(
+            self,
+            constants.ATTACHMENTS_BUCKET_ID,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            minimum_tls_version=1.2,
+            # SSE-S3: producers upload and the workflow reads without any KMS grant to manage.
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            # ACLs disabled: nothing (a producer included) can make an object public through an ACL.
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            server_access_logs_bucket=access_logs,
+            server_access_logs_prefix="attachments/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-attachments",
+                    expiration=Duration.days(config.attachments_expiry_days),
+                    abort_incomplete_multipart_upload_after=Duration.days(
+                        constants.INCOMPLETE_UPLOAD_EXPIRY_DAYS
+                    ),
+                )
+            ],
+            # CloudFormation cannot delete a non-empty bucket, and auto-deleting would add a custom-resource
+            # Lambda allowed to delete every object.  Retained, the bucket empties itself by its lifecycle.
+            removal_policy=RemovalPolicy.RETAIN,
+        )

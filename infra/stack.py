@@ -1,0 +1,92 @@
+"""The stepmail stack: composes the constructs and publishes what producers need as outputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack, Tags
+from constructs import Construct
+
+from infra import constants
+from infra.bundling import lambda_code
+from infra.config import StepmailConfig
+from infra.constructs.functions import SenderFunction, StarterFunction
+from infra.constructs.monitoring import Monitoring
+from infra.constructs.queueing import Queueing
+from infra.constructs.storage import Storage
+from infra.constructs.workflow import Workflow
+
+
+class StepmailStack(Stack):
+    """SQS -> starter Lambda -> Express state machine (DynamoDB lock, S3 lookups, sender Lambda) -> SES."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: StepmailConfig, **kwargs: Any) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            description="stepmail: serverless email sending (SQS, Step Functions, SES)",
+            **kwargs,
+        )
+        self.config = config
+        Tags.of(self).add("service", constants.SERVICE_NAME)
+
+        self.storage = Storage(self, constants.STORAGE_ID, config=config)
+        self.queueing = Queueing(self, constants.QUEUEING_ID, config=config)
+        code = lambda_code()  # one asset shared by both functions, so it is bundled once
+        self.sender = SenderFunction(
+            self,
+            constants.SENDER_ID,
+            config=config,
+            code=code,
+            attachments_bucket=self.storage.attachments_bucket,
+        )
+        self.workflow = Workflow(
+            self,
+            constants.WORKFLOW_ID,
+            config=config,
+            lock_table=self.storage.lock_table,
+            attachments_bucket=self.storage.attachments_bucket,
+            sender=self.sender.function,
+            dead_letter_queue=self.queueing.dead_letter_queue,
+        )
+        self.starter = StarterFunction(
+            self,
+            constants.STARTER_ID,
+            config=config,
+            code=code,
+            queue=self.queueing.queue,
+            dead_letter_queue=self.queueing.dead_letter_queue,
+            state_machine=self.workflow.state_machine,
+        )
+        self.monitoring = Monitoring(
+            self,
+            constants.MONITORING_ID,
+            config=config,
+            dead_letter_queue=self.queueing.dead_letter_queue,
+            state_machine=self.workflow.state_machine,
+        )
+        self._add_outputs()
+
+    def _add_outputs(self) -> None:
+        storage, queueing, workflow = self.storage, self.queueing, self.workflow
+        outputs = {
+            constants.QUEUE_URL_OUTPUT: (queueing.queue.queue_url, "Where producers send messages"),
+            constants.DEAD_LETTER_QUEUE_URL_OUTPUT: (
+                queueing.dead_letter_queue.queue_url,
+                "Messages that could not be sent, each with its reason",
+            ),
+            constants.ATTACHMENTS_BUCKET_OUTPUT: (
+                storage.attachments_bucket.bucket_name,
+                "Where producers upload attachments, under <mailKey>/",
+            ),
+            constants.LOCK_TABLE_OUTPUT: (
+                storage.lock_table.table_name,
+                "One record per email: lock and dedup",
+            ),
+            constants.STATE_MACHINE_ARN_OUTPUT: (
+                workflow.state_machine.state_machine_arn,
+                "The Express workflow",
+            ),
+        }
+        for key, (value, description) in outputs.items():
+            CfnOutput(self, key, value=value, description=description)
