@@ -1,0 +1,167 @@
+"""The `stepmail` command line and the demo, run as a user runs them."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+from stepmail.core.errors import InvalidMessageError
+
+from producer.cli import main
+from twin.demo import run_demo
+from twin.twin import free_port
+
+from .conftest import twin_config
+
+STEPMAIL = [sys.executable, "-m", "producer.cli"]
+
+
+def test_schema_prints_the_message_json_schema(capsys) -> None:
+    # When
+    assert main(["schema"]) == 0
+
+    # Then it is JSON Schema naming the contract's fields, mailKey required
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["title"] == "stepmail message" and "mailKey" in schema["required"]
+    assert {"toAddress", "to", "cc", "bcc", "replyTo", "from", "html", "attachedFileKeys", "headers"} <= set(
+        schema["properties"]
+    )
+
+
+def test_local_serve_runs_until_terminated_and_accepts_any_sdk_producer(tmp_path: Path) -> None:
+    # Given `stepmail local serve` running in its own process
+    info_file, outbox, port = tmp_path / "twin.json", tmp_path / "outbox", free_port()
+    server = subprocess.Popen(
+        [
+            *STEPMAIL,
+            "local",
+            "serve",
+            "--port",
+            str(port),
+            "--info-file",
+            str(info_file),
+            "--outbox",
+            str(outbox),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not info_file.exists() and time.monotonic() < deadline and server.poll() is None:
+            time.sleep(0.1)
+        info = json.loads(info_file.read_text())
+        assert info["endpoint_url"] == f"http://127.0.0.1:{port}"
+
+        # When a plain boto3 producer sends a message in the original format
+        sqs = boto3.client("sqs", endpoint_url=info["endpoint_url"], region_name=info["region"])
+        sqs.send_message(
+            QueueUrl=info["queue_url"],
+            MessageBody=json.dumps(
+                {
+                    "mailKey": "cli-1",
+                    "toAddress": "ops@customer.example",
+                    "subject": "Ünïcode",
+                    "body": "hello",
+                }
+            ),
+        )
+
+        # and `stepmail send --local`-style sending through the info file, with an attachment
+        attachment = tmp_path / "notes.txt"
+        attachment.write_text("some notes")
+        sent = subprocess.run(
+            [
+                *STEPMAIL,
+                "send",
+                "--info-file",
+                str(info_file),
+                "--to",
+                "ana@customer.example",
+                "--subject",
+                "Notes",
+                "--body",
+                "see attached",
+                "--attach",
+                str(attachment),
+                "--mail-key",
+                "cli-2",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        assert json.loads(sent.stdout)["mailKey"] == "cli-2"
+
+        # Then both emails land in the outbox as .eml files
+        deadline = time.monotonic() + 30
+        while len(list(outbox.glob("*.eml"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        emails = [
+            email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            for path in sorted(outbox.glob("*.eml"))
+        ]
+        assert sorted(str(message["Subject"]) for message in emails) == ["Notes", "Ünïcode"]
+        index = [json.loads(line) for line in (outbox / "index.jsonl").read_text().splitlines()]
+        assert sorted(entry["to"][0] for entry in index) == ["ana@customer.example", "ops@customer.example"]
+    finally:
+        # And SIGTERM stops it cleanly
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
+
+
+def test_send_refuses_an_invalid_message_before_uploading_anything(tmp_path: Path, capsys) -> None:
+    # Given an info file pointing at nothing (nothing may be contacted)
+    info_file = tmp_path / "twin.json"
+    info_file.write_text(
+        json.dumps(
+            {
+                "endpoint_url": "http://127.0.0.1:9",
+                "region": "us-east-1",
+                "queue_url": "http://127.0.0.1:9/q",
+                "bucket": "b",
+            }
+        )
+    )
+
+    # When the recipient carries a header injection
+    code = main(
+        [
+            "send",
+            "--info-file",
+            str(info_file),
+            "--to",
+            "a@example.org\r\nBcc: x@example.org",
+            "--subject",
+            "x",
+            "--body",
+            "y",
+        ]
+    )
+
+    # Then the CLI says why, and fails
+    assert code == 1
+    assert InvalidMessageError.__name__ in capsys.readouterr().err
+
+
+def test_demo_reports_every_message_in_its_place(tmp_path: Path, capsys) -> None:
+    # When the demo runs on the default configuration shape
+    code = run_demo(twin_config(), outbox=tmp_path / "outbox")
+
+    # Then every scripted message reached its place, and the report says so
+    out = capsys.readouterr().out
+    assert code == 0
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 4
+    for expected in ("duplicate", "dead-lettered", "rejected", "S3.NoSuchKeyException", "U+000D"):
+        assert expected in out
+    assert os.fspath(tmp_path / "outbox") in out

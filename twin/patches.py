@@ -1,0 +1,302 @@
+"""What the twin corrects or supplies in moto's Step Functions interpreter.
+
+moto 5.2.5 executes ASL (``execute_state_machine``) but, for this pipeline, lacks or differs from AWS
+on the points below.  Each patch is small and names the moto internal it replaces; moto is pinned
+exactly because these are internals, and the integration tests are what catch an upgrade breaking them.
+
+1. ``StartSyncExecution`` is not implemented (404): added, running the existing ``SyncExecution``.
+2. An unnamed ``StartExecution`` gets an ARN ending in ``:None`` (a second one collides): name it.
+3. ``lambda:invoke`` without Docker only echoes its input: dispatch to the real handlers, in process,
+   and return their exceptions as AWS-shaped function errors so Retry/Catch match class names.
+4. ``aws-sdk:*`` errors come back as ``s3.s3Exception``-style names: use AWS's (``S3.NoSuchKeyException``).
+5. Retry waits sleep in real time: scale them, and record each computed wait for the tests.
+6. A new boto3 client per task costs ~12 ms: cache one per service, aimed at the twin.
+7. Every finished execution is kept forever: keep the newest ``MAX_EXECUTIONS`` per state machine.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import json
+import threading
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from moto.core.responses import ActionResult
+from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEvent
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service_aws_sdk as aws_sdk_service,
+)
+from moto.stepfunctions.parser.backend.execution import SyncExecution
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+from moto.stepfunctions.responses import StepFunctionResponse
+
+MAX_EXECUTIONS = 2000
+
+#: aws-sdk integrations: AWS's service prefix for error names.
+_SERVICE_PREFIX = {"s3": "S3", "sesv2": "SesV2", "sqs": "Sqs", "dynamodb": "DynamoDb", "lambda": "Lambda"}
+#: S3 errors the AWS SDK models as their own exception class (the rest are ``S3.S3Exception``).
+_S3_MODELED = {
+    "404": "NoSuchKey",
+    "NotFound": "NoSuchKey",
+    "NoSuchKey": "NoSuchKey",
+    "NoSuchBucket": "NoSuchBucket",
+}
+
+
+@dataclass(frozen=True)
+class RetryWait:
+    execution_arn: str
+    state: str
+    seconds: float
+
+
+@dataclass
+class InterpreterHooks:
+    """The twin's side of the patches: where Lambda calls go, how fast time runs, what was waited."""
+
+    endpoint_url: str
+    functions: dict[str, Callable[[dict[str, Any]], Any]] = field(default_factory=dict)
+    time_scale: float = 1.0
+    retry_waits: list[RetryWait] = field(default_factory=list)
+    _clients: dict[tuple[str, str], Any] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def client(self, service: str, region: str) -> Any:
+        with self._lock:
+            key = (service, region)
+            if key not in self._clients:
+                self._clients[key] = boto3.client(
+                    service,
+                    region_name=region,
+                    endpoint_url=self.endpoint_url,
+                    aws_access_key_id="twin",
+                    aws_secret_access_key="twin",  # noqa: S106 - the twin accepts any credentials
+                    config=Config(
+                        parameter_validation=False, retries={"total_max_attempts": 1}, read_timeout=330
+                    ),
+                )
+            return self._clients[key]
+
+
+_hooks: InterpreterHooks | None = None
+_retry_context = threading.local()
+
+
+def install(hooks: InterpreterHooks) -> None:
+    """Point the interpreter at ``hooks`` (idempotent; the last twin started wins)."""
+    global _hooks
+    first = _hooks is None
+    _hooks = hooks
+    if first:
+        _patch_sync_execution()
+        _patch_unnamed_executions()
+        _patch_lambda_invoke()
+        _patch_aws_sdk_error_names()
+        _patch_retry_clock()
+        _patch_client_cache()
+
+
+def hooks() -> InterpreterHooks:
+    if _hooks is None:
+        raise RuntimeError("the twin's interpreter hooks are not installed")
+    return _hooks
+
+
+# ---------------------------------------------------------------------------- 1. StartSyncExecution
+def _start_sync_execution(
+    backend: StepFunctionsParserBackend, arn: str, name: str, execution_input: str
+) -> Any:
+    """moto's start_execution, with a SyncExecution run in the calling thread."""
+    state_machine = backend.describe_state_machine(arn)
+    clone = copy.deepcopy(
+        state_machine, {id(state_machine.executions): [], id(state_machine.backend): state_machine.backend}
+    )
+    json.loads(execution_input)
+    execution = SyncExecution(
+        name=name,
+        sm_type=clone.sm_type,
+        role_arn=clone.roleArn,
+        exec_arn=f"arn:{backend.partition}:states:{backend.region_name}:{backend.account_id}:express:"
+        f"{state_machine.name}:{name}:{uuid.uuid4()}",
+        account_id=backend.account_id,
+        region_name=backend.region_name,
+        state_machine=clone,
+        start_date=datetime.datetime.now(tz=datetime.UTC),
+        cloud_watch_logging_session=None,
+        input_data=execution_input,
+        trace_header=None,
+        activity_store={},
+    )
+    _remember(state_machine, execution)
+    execution.start()
+    return execution
+
+
+def _remember(state_machine: Any, execution: Any) -> None:
+    state_machine.executions.append(execution)
+    if len(state_machine.executions) > MAX_EXECUTIONS:  # 7. prune: ~70 KB per finished execution
+        del state_machine.executions[: len(state_machine.executions) - MAX_EXECUTIONS]
+
+
+def _patch_sync_execution() -> None:
+    def start_sync_execution(self: StepFunctionResponse) -> ActionResult:
+        execution = _start_sync_execution(
+            self.stepfunction_backend,
+            self._get_param("stateMachineArn"),
+            self._get_param("name") or str(uuid.uuid4()),
+            self._get_param("input", if_none="{}"),
+        )
+        return ActionResult(dict(execution.to_start_sync_execution_output()))
+
+    StepFunctionResponse.start_sync_execution = start_sync_execution  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------------- 2. unnamed executions
+def _patch_unnamed_executions() -> None:
+    original = StepFunctionsParserBackend.start_execution
+
+    def start_execution(
+        self: Any, state_machine_arn: str, name: Any = None, *args: Any, **kwargs: Any
+    ) -> Any:
+        execution = original(self, state_machine_arn, name or str(uuid.uuid4()), *args, **kwargs)
+        state_machine = self.describe_state_machine(state_machine_arn)
+        _remember(state_machine, state_machine.executions.pop())
+        return execution
+
+    StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]
+
+
+# ---------------------------------------------------------------------------- 3. lambda:invoke
+class _Context:
+    """The parts of the Lambda context object that Powertools and our handlers read."""
+
+    def __init__(self, function_name: str) -> None:
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = function_name
+        self.memory_limit_in_mb = 512
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = "twin"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 300_000
+
+
+def lambda_context(function_name: str) -> _Context:
+    return _Context(function_name)
+
+
+def _invoke_in_process(parameters: dict[str, Any], region: str, state_credentials: Any) -> dict[str, Any]:
+    name = parameters["FunctionName"]
+    function = hooks().functions.get(name)
+    if function is None:
+        raise ClientError(
+            {
+                "Error": {"Code": "ResourceNotFoundException", "Message": f"Function not found: {name}"},
+                "ResponseMetadata": {"HTTPStatusCode": 404, "RequestId": str(uuid.uuid4())},
+            },
+            "Invoke",
+        )
+    payload = json.loads(parameters.get("Payload") or b"{}")
+    try:
+        result = function(payload)
+    except Exception as error:  # the Lambda runtime's shape for an unhandled exception
+        return {
+            "StatusCode": 200,
+            "FunctionError": "Unhandled",
+            "ExecutedVersion": "$LATEST",
+            "Payload": {
+                "errorMessage": str(error),
+                "errorType": type(error).__name__,
+                "requestId": str(uuid.uuid4()),
+                "stackTrace": traceback.format_tb(error.__traceback__),
+            },
+        }
+    return {"StatusCode": 200, "ExecutedVersion": "$LATEST", "Payload": result}
+
+
+def _patch_lambda_invoke() -> None:
+    lambda_eval_utils._invoke_lambda_function = _invoke_in_process
+
+
+# ---------------------------------------------------------------------------- 4. aws-sdk error names
+def _aws_error_name(service: str, error: ClientError) -> str:
+    prefix = _SERVICE_PREFIX.get(service, service[:1].upper() + service[1:])
+    code = str(error.response.get("Error", {}).get("Code", ""))
+    if service == "s3":
+        return f"S3.{_S3_MODELED.get(code, 'S3')}Exception"
+    return f"{prefix}.{code}" if code.endswith("Exception") else f"{prefix}.{code}Exception"
+
+
+def _patch_aws_sdk_error_names() -> None:
+    original = aws_sdk_service.StateTaskServiceAwsSdk._from_error
+
+    def _from_error(self: Any, env: Any, ex: Exception) -> FailureEvent:
+        event = original(self, env, ex)
+        if isinstance(ex, ClientError):
+            name = _aws_error_name(self._get_boto_service_name(), ex)
+            event.error_name = CustomErrorName(name)
+            details = event.event_details.get("taskFailedEventDetails") if event.event_details else None
+            if details is not None:
+                details["error"] = name
+        return event
+
+    aws_sdk_service.StateTaskServiceAwsSdk._from_error = _from_error  # type: ignore[method-assign]
+
+
+# ---------------------------------------------------------------------------- 5. retry clock
+class _RetryClock:
+    """Stands in for the ``time`` module in moto's retrier: records the wait, sleeps it scaled."""
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        twin = hooks()
+        env = getattr(_retry_context, "env", None)
+        context = env.states.context_object.context_object_data if env is not None else {}
+        twin.retry_waits.append(
+            RetryWait(
+                execution_arn=context.get("Execution", {}).get("Id", ""),
+                state=context.get("State", {}).get("Name", ""),
+                seconds=float(seconds),
+            )
+        )
+        threading.Event().wait(seconds * twin.time_scale)
+
+
+def _patch_retry_clock() -> None:
+    original = retrier_decl.RetrierDecl._eval_body
+
+    def _eval_body(self: Any, env: Any) -> None:
+        _retry_context.env = env
+        try:
+            original(self, env)
+        finally:
+            _retry_context.env = None
+
+    retrier_decl.RetrierDecl._eval_body = _eval_body  # type: ignore[method-assign]
+    retrier_decl.time = _RetryClock  # type: ignore[assignment]
+
+
+# ---------------------------------------------------------------------------- 6. client cache
+def _patch_client_cache() -> None:
+    import sys
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        return hooks().client(service, region)
+
+    for module in list(sys.modules.values()):
+        name = getattr(module, "__name__", "")
+        if name.startswith("moto.stepfunctions.parser") and hasattr(module, "boto_client_for"):
+            module.boto_client_for = boto_client_for
