@@ -36,7 +36,7 @@ class FakeWorkflow:
         return {
             "sent": RunResult("SUCCEEDED", arn, {"outcome": "sent", "messageId": "ses-1"}),
             "dup": RunResult("SUCCEEDED", arn, {"outcome": "duplicate", "messageId": "ses-0"}),
-            "busy": RunResult("FAILED", arn, error="LockBusyError", cause="held"),
+            "busy": RunResult("SUCCEEDED", arn, {"outcome": "busy", "lockKey": "busy-1#x"}),
             "dead": RunResult("FAILED", arn, error="DeadLetteredError", cause="S3.NoSuchKeyException"),
             "retry": RunResult("FAILED", arn, error="RetryLaterError", cause="SesThrottledError"),
         }[kind]

@@ -83,7 +83,7 @@ class AttachmentChangedError(TransientError):
 
 # ---------------------------------------------------------------- workflow outcomes (Fail states)
 class WorkflowOutcome(StepmailError):
-    """Raised by nobody: these names are the ``Error`` of the state machine's Fail states."""
+    """How a run ended when it did not send: the Fail states' ``Error`` names, raised by the starter."""
 
 
 class DeadLetteredError(WorkflowOutcome):
@@ -91,7 +91,10 @@ class DeadLetteredError(WorkflowOutcome):
 
 
 class LockBusyError(WorkflowOutcome):
-    """Another run holds the lock for this email and its lease has not expired: retry later."""
+    """Another run holds the lock for this email and its lease has not expired: retry later.
+
+    The run ends in the "Lock Busy" Pass state (outcome ``busy``, not a failed run); the starter
+    raises this so the record goes back to the queue."""
 
 
 class RetryLaterError(WorkflowOutcome):

@@ -132,14 +132,14 @@ def start_email(
 
 def classify_run(run: RunResult, *, mail_key: str, lock_key: str) -> StartReport:
     """Map a finished run to an outcome, or raise when the message must be retried from the queue."""
+    if run.status == "SUCCEEDED" and run.output and run.output.get("outcome") == "busy":
+        raise LockBusyError(f"run {run.execution_arn}: another run holds the lock {lock_key}")
     if run.status == "SUCCEEDED" and run.output:
         outcome = Outcome.DUPLICATE if run.output.get("outcome") == "duplicate" else Outcome.SENT
         return StartReport(outcome, mail_key, lock_key, run.execution_arn, run.output.get("messageId"))
     if run.status == "FAILED" and run.error == DeadLetteredError.__name__:
         return StartReport(Outcome.DEAD_LETTERED, mail_key, lock_key, run.execution_arn, reason=run.cause)
-    retry_error = {LockBusyError.__name__: LockBusyError, RetryLaterError.__name__: RetryLaterError}.get(
-        run.error or "", RunNotFinishedError
-    )
+    retry_error = RetryLaterError if run.error == RetryLaterError.__name__ else RunNotFinishedError
     # The cause can quote the run's input (addresses, subject): it stays out of the exception text,
     # which Powertools logs; the execution's own logs keep it.
     raise retry_error(f"run {run.execution_arn} ended {run.status} with {run.error}")
