@@ -2,16 +2,18 @@
 
 The configuration comes from the ``stepmailConfigFile`` context value (``-c stepmailConfigFile=prod.json``),
 else ``$STEPMAIL_CONFIG``, else the ``stepmail`` object in cdk.json's context; it is validated here, at
-synth time.  cdk-nag's AwsSolutions checks run on every synth: an unacknowledged finding fails it.
+synth time.  cdk-nag's AwsSolutions checks run on every synth: an unacknowledged finding fails it; checkov's
+findings that the design answers differently carry their reasons in the template (infra/checkov.py).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import App, Environment, Validations
+from aws_cdk import App, Aspects, Environment, Validations
 from cdk_nag import AwsSolutionsChecks
 
+from infra.checkov import CheckovSkips
 from infra.config import CONFIG_FILE_CONTEXT_KEY, CONTEXT_KEY, load_config
 from infra.stack import StepmailStack
 
@@ -32,6 +34,7 @@ def build_app(app: App) -> StepmailStack:
         env=Environment(account=config.account, region=config.region),
     )
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    Aspects.of(stack).add(CheckovSkips())
     return stack
 
 

@@ -76,10 +76,10 @@ class QueuePoller:
                 messages = self._receive_batch()
                 if messages:
                     self._handle(messages)
-            except Exception:  # a poller never dies: log and keep polling, as Lambda's pollers do
+            except Exception as error:  # a poller never dies: the batch comes back after its visibility
                 self.stats.errors += 1
-                log.exception("poller error")
-                self._stop.wait(0.5)
+                log.warning("starter invocation failed (%s): %s", type(error).__name__, error)
+                self._stop.wait(0.2)
 
     def _receive_batch(self) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []

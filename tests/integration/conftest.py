@@ -32,6 +32,8 @@ def twin_config(**overrides: Any) -> StepmailConfig:
         "max_concurrency": 2,
         "max_receive_count": 5,
     }
+    if "ses_max_send_rate" in overrides:  # concurrency and retries derived from the quota
+        del settings["retry"], settings["max_concurrency"], settings["batch_size"]
     settings.update(overrides)
     return StepmailConfig(**settings)
 
@@ -88,19 +90,22 @@ class Harness:
         return list(self.twin.ses.sent)
 
     def dead_letters(self) -> list[dict[str, Any]]:
-        """Every message in the DLQ (read without consuming: visibility 0)."""
+        """Every message in the DLQ, left there: received (hidden) until none is left, then shown again."""
         seen: dict[str, dict[str, Any]] = {}
-        for _ in range(10):
-            response = self.sqs.receive_message(
-                QueueUrl=self.info.dlq_url,
-                MaxNumberOfMessages=10,
-                VisibilityTimeout=0,
-                AttributeNames=["All"],
-            )
-            for message in response.get("Messages", []):
-                seen[message["MessageId"]] = json.loads(message["Body"])
-            if not response.get("Messages"):
+        handles: list[str] = []
+        while True:
+            messages = self.sqs.receive_message(
+                QueueUrl=self.info.dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=30
+            ).get("Messages", [])
+            if not messages:
                 break
+            for message in messages:
+                seen[message["MessageId"]] = json.loads(message["Body"])
+                handles.append(message["ReceiptHandle"])
+        for handle in handles:
+            self.sqs.change_message_visibility(
+                QueueUrl=self.info.dlq_url, ReceiptHandle=handle, VisibilityTimeout=0
+            )
         return list(seen.values())
 
     def lock(self, lock_key: str) -> dict[str, Any] | None:
@@ -131,7 +136,7 @@ class Harness:
 def make_twin(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
     """``make_twin(config_overrides..., twin_options...)`` -> a started twin; stopped after the test."""
     started: list[LocalTwin] = []
-    twin_options = {"ses_max_send_rate", "time_scale", "visibility_timeout_seconds"}
+    twin_options = {"time_scale", "visibility_timeout_seconds", "handler_log_level"}
 
     def make(**options: Any) -> Harness:
         twin_kwargs = {key: options.pop(key) for key in list(options) if key in twin_options}

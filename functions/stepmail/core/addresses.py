@@ -168,3 +168,11 @@ def address_allowed(address: str, identities: Iterable[str]) -> bool:
         if identity == address or ("@" not in identity and identity == domain):
             return True
     return False
+
+
+_ANY_ADDRESS = re.compile(r"[^\s<>@,;:\"'()\[\]]+@[^\s<>@,;:\"'()\[\]]+")
+
+
+def redact_addresses(text: str) -> str:
+    """``text`` with every email address replaced: for logs and errors that must not carry one."""
+    return _ANY_ADDRESS.sub("<address>", text)
