@@ -7,6 +7,7 @@ so the asset is built on the host and is still correct for the Lambda runtime.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,8 @@ from infra import constants
 
 # Never shipped: byte code differs between machines and would be recompiled by the runtime anyway.
 _NOT_SHIPPED = ("__pycache__", "*.pyc")
+#: Email templates (``templates/<name>/``): shipped beside the package, read by the sender.
+TEMPLATES_DIR = constants.REPO_ROOT / "templates"
 
 
 def pip_install_command(requirements: Path, target: Path) -> list[str]:
@@ -56,6 +59,7 @@ class LocalPipBundler:
         target = Path(output_dir)
         self._install_requirements(target)
         self._copy_package(target)
+        self._copy_templates(target)
         return True
 
     def _install_requirements(self, target: Path) -> None:
@@ -72,6 +76,19 @@ class LocalPipBundler:
             ignore=shutil.ignore_patterns(*_NOT_SHIPPED),
             dirs_exist_ok=True,
         )
+
+    def _copy_templates(self, target: Path) -> None:
+        if TEMPLATES_DIR.is_dir():
+            shutil.copytree(TEMPLATES_DIR, target / TEMPLATES_DIR.name, ignore=shutil.ignore_patterns("*.md"))
+
+
+def templates_digest(root: Path = TEMPLATES_DIR) -> str:
+    """A hash of every template file: the asset hash covers ``functions/`` only, so this goes in too."""
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")) if root.is_dir() else []:
+        if path.is_file():
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def lambda_code() -> lambda_.Code:
@@ -93,6 +110,7 @@ def lambda_code() -> lambda_.Code:
                 "TARGET_ARCHITECTURE": constants.LAMBDA_ARCHITECTURE.name,
                 "TARGET_PYTHON_VERSION": constants.PYTHON_VERSION,
                 "TARGET_PLATFORMS": ",".join(constants.PIP_PLATFORMS),
+                "TEMPLATES_DIGEST": templates_digest(),
             },
         ),
     )

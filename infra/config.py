@@ -13,6 +13,7 @@ the ASL substitutions and the twin cannot disagree.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -21,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from stepmail.core.addresses import address_allowed, normalize_address
-from stepmail.settings import SenderSettings, StarterSettings
+from stepmail.settings import SenderSettings, StarterSettings, TrackerSettings
 
 _IDENTITY = re.compile(r"^([^@\s]+@)?[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
 
@@ -73,6 +74,9 @@ class StepmailConfig(BaseModel):
     batch_size: int = Field(default=10, ge=1, le=10)
     batching_window_seconds: int = Field(default=1, ge=0, le=300)
     max_concurrency: int = Field(default=5, ge=2, le=1000)
+    # The account's SES maximum send rate (emails per second).  When given, max_concurrency and the
+    # retry policy default to values derived from it (see derive_rate_control); explicit ones win.
+    ses_max_send_rate: float | None = Field(default=None, gt=0, le=10_000)
     max_receive_count: int = Field(default=5, ge=1, le=1000)
     visibility_timeout_seconds: int | None = Field(default=None, ge=1, le=43200)
     message_retention_days: int = Field(default=4, ge=1, le=14)
@@ -92,8 +96,30 @@ class StepmailConfig(BaseModel):
     log_email_content: bool = False
     execution_log_level: Literal["ALL", "ERROR", "FATAL", "OFF"] = "ALL"
     alarm_email: str | None = None
+    # Alarm thresholds.  SES reviews an account at a 5 % bounce or 0.1 % complaint rate (and may pause
+    # it at 10 % / 0.5 %): the defaults page before the review.
+    queue_age_alarm_seconds: int = Field(default=900, ge=60)
+    lambda_errors_alarm_threshold: int = Field(default=1, ge=1)
+    lambda_throttles_alarm_threshold: int = Field(default=1, ge=1)
+    bounce_rate_alarm_threshold: float = Field(default=0.05, gt=0, le=1)
+    complaint_rate_alarm_threshold: float = Field(default=0.001, gt=0, le=1)
+
+    # Delivery tracking: a configuration set made by the stack (used when a message names none) whose
+    # events (send, delivery, bounce, complaint, reject, delay) are recorded on each email's record.
+    delivery_tracking: bool = True
+    # SES's own suppression list for the stack's configuration set: "account" (the account-level list
+    # applies), "bounces-and-complaints" / "bounces" / "complaints" (this set's override), or "off".
+    suppression: Literal["account", "bounces-and-complaints", "bounces", "complaints", "off"] = "account"
     slack_workspace_id: str | None = Field(default=None, pattern=r"^[A-Z0-9]{9,11}$")
     slack_channel_id: str | None = Field(default=None, pattern=r"^[A-Z0-9]{9,11}$")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rate_control_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("ses_max_send_rate"):
+            derived = derive_rate_control(float(data["ses_max_send_rate"]))
+            data = {**derived, **data}  # what the operator set explicitly wins
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> StepmailConfig:
@@ -144,6 +170,24 @@ class StepmailConfig(BaseModel):
         """AWS recommends at least 6 x the function timeout for an SQS event source."""
         return self.visibility_timeout_seconds or 6 * self.starter_timeout_seconds
 
+    @property
+    def tracking_configuration_set(self) -> str:
+        """The name of the configuration set the stack creates (SES: letters, digits, - and _, <= 64)."""
+        return f"{self.stack_name}-tracking"[:64]
+
+    @property
+    def sending_configuration_set(self) -> str:
+        """The configuration set of a message that names none ("" for none)."""
+        if self.default_configuration_set:
+            return self.default_configuration_set
+        return self.tracking_configuration_set if self.delivery_tracking else ""
+
+    @property
+    def sendable_configuration_sets(self) -> tuple[str, ...]:
+        """Every configuration set the sender may send through (its IAM resources)."""
+        tracking = (self.tracking_configuration_set,) if self.delivery_tracking else ()
+        return (*self.configuration_sets, *tracking)
+
     def asl_numbers(self) -> dict[str, int | float]:
         """Numeric ``${Placeholder}`` values of the ASL (written as quoted strings in the file)."""
         return {
@@ -170,9 +214,42 @@ class StepmailConfig(BaseModel):
     def sender_settings(self, *, attachments_bucket: str) -> SenderSettings:
         return SenderSettings(
             attachments_bucket=attachments_bucket,
-            default_configuration_set=self.default_configuration_set,
+            default_configuration_set=self.sending_configuration_set,
             log_email_content=self.log_email_content,
         )
+
+    def tracker_settings(self, *, lock_table: str) -> TrackerSettings:
+        return TrackerSettings(
+            lock_table=lock_table,
+            index_ttl_seconds=self.dedup_window_seconds,
+            log_email_content=self.log_email_content,
+        )
+
+
+#: How long one run takes from its start to SES's answer on AWS (S3 lookups, the sender's cold and warm
+#: starts, the SES call): the sizing assumption of :func:`derive_rate_control`.
+RUN_SECONDS_ESTIMATE = 1.0
+
+
+def derive_rate_control(ses_max_send_rate: float) -> dict[str, Any]:
+    """Event source and retry settings that keep SES busy at its quota without overrunning it.
+
+    * Runs in flight: to sustain R emails/s when a run takes ~1 s, about R runs must be sending at
+      any time; twice that keeps the quota used while some runs wait out a throttle.
+    * Batches: a starter waits for every run of its batch, so one slow run holds back the batch's
+      slot; small batches at low rates keep those stalls short (up to 10 per batch as rates grow,
+      where fewer invocations matter for cost), and ``max_concurrency`` batches give the runs.
+    * Retries: a throttled run waits uniformly in [0, min(cap, 2^n)] s (full jitter); with a cap of
+      (runs in flight / R) s the waiting runs come back at ~2R attempts/s — every token of the quota
+      used, the collisions spread — and 12 attempts make running out of them (back to the queue)
+      rare.
+    """
+    in_flight = max(2, math.ceil(2 * ses_max_send_rate * RUN_SECONDS_ESTIMATE))
+    batch_size = min(10, max(1, math.ceil(in_flight / 8)))
+    max_concurrency = min(1000, max(2, math.ceil(in_flight / batch_size)))
+    cap = min(20, max(2, math.ceil(in_flight / ses_max_send_rate)))
+    retry = {"interval_seconds": 1, "backoff_rate": 2.0, "max_attempts": 12, "max_delay_seconds": cap}
+    return {"batch_size": batch_size, "max_concurrency": max_concurrency, "retry": retry}
 
 
 CONTEXT_KEY = "stepmail"

@@ -31,7 +31,16 @@ MONITORING_ID = "Monitoring"
 ALARM_TOPIC_ID = "AlarmTopic"
 DEAD_LETTER_ALARM_ID = "DeadLetterQueueNotEmpty"
 WORKFLOW_ALARM_ID = "WorkflowRunsFailed"
+QUEUE_AGE_ALARM_ID = "MailQueueOldestMessage"
+BOUNCE_RATE_ALARM_ID = "SesBounceRate"
+COMPLAINT_RATE_ALARM_ID = "SesComplaintRate"
 SLACK_CHANNEL_ID = "SlackChannel"
+DASHBOARD_ID = "Dashboard"
+
+TRACKING_ID = "Tracking"
+TRACKER_ID = "Tracker"
+CONFIGURATION_SET_ID = "ConfigurationSet"
+DELIVERY_EVENTS_RULE_ID = "DeliveryEvents"
 
 # ---------------------------------------------------------------- stack outputs (the producer CLI reads them)
 QUEUE_URL_OUTPUT = "QueueUrl"
@@ -39,6 +48,7 @@ DEAD_LETTER_QUEUE_URL_OUTPUT = "DeadLetterQueueUrl"
 ATTACHMENTS_BUCKET_OUTPUT = "AttachmentsBucketName"
 LOCK_TABLE_OUTPUT = "LockTableName"
 STATE_MACHINE_ARN_OUTPUT = "StateMachineArn"
+CONFIGURATION_SET_OUTPUT = "ConfigurationSetName"
 
 # ---------------------------------------------------------------- the Lambda code (one asset, two handlers)
 FUNCTIONS_DIR = REPO_ROOT / "functions"
@@ -46,6 +56,7 @@ FUNCTIONS_PACKAGE = "stepmail"
 FUNCTIONS_REQUIREMENTS = FUNCTIONS_DIR / "requirements.txt"
 STARTER_HANDLER = "stepmail.handlers.starter.handler"
 SENDER_HANDLER = "stepmail.handlers.sender.handler"
+TRACKER_HANDLER = "stepmail.handlers.tracker.handler"
 
 LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_13
 LAMBDA_ARCHITECTURE = lambda_.Architecture.ARM_64

@@ -5,15 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack, Tags
+from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra import constants
 from infra.bundling import lambda_code
 from infra.config import StepmailConfig
+from infra.constructs.dashboard import Dashboard
 from infra.constructs.functions import SenderFunction, StarterFunction
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.queueing import Queueing
 from infra.constructs.storage import Storage
+from infra.constructs.tracking import Tracking
 from infra.constructs.workflow import Workflow
 
 
@@ -58,12 +61,39 @@ class StepmailStack(Stack):
             dead_letter_queue=self.queueing.dead_letter_queue,
             state_machine=self.workflow.state_machine,
         )
+        self.tracking: Tracking | None = None
+        if config.delivery_tracking:
+            self.tracking = Tracking(
+                self, constants.TRACKING_ID, config=config, code=code, lock_table=self.storage.lock_table
+            )
+        functions: dict[str, lambda_.IFunction] = {
+            "Starter": self.starter.function,
+            "Sender": self.sender.function,
+        }
+        if self.tracking:
+            functions["Tracker"] = self.tracking.function
+        queue, dead_letters, state_machine = (
+            self.queueing.queue,
+            self.queueing.dead_letter_queue,
+            self.workflow.state_machine,
+        )
         self.monitoring = Monitoring(
             self,
             constants.MONITORING_ID,
             config=config,
-            dead_letter_queue=self.queueing.dead_letter_queue,
-            state_machine=self.workflow.state_machine,
+            queue=queue,
+            dead_letter_queue=dead_letters,
+            state_machine=state_machine,
+            functions=functions,
+        )
+        self.dashboard = Dashboard(
+            self,
+            constants.DASHBOARD_ID,
+            config=config,
+            queue=queue,
+            dead_letter_queue=dead_letters,
+            state_machine=state_machine,
+            functions=functions,
         )
         self._add_outputs()
 
@@ -88,5 +118,10 @@ class StepmailStack(Stack):
                 "The Express workflow",
             ),
         }
+        if self.tracking:
+            outputs[constants.CONFIGURATION_SET_OUTPUT] = (
+                self.tracking.configuration_set.configuration_set_name,
+                "The SES configuration set whose delivery events are recorded (the default for messages)",
+            )
         for key, (value, description) in outputs.items():
             CfnOutput(self, key, value=value, description=description)

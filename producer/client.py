@@ -58,16 +58,17 @@ class Target:
         return cls(info["queue_url"], info["bucket"], info["region"], info["endpoint_url"])
 
 
-def _client(service: str, target: Target) -> Any:
-    if target.endpoint_url:  # the twin accepts any credentials; do not require real ones
+def aws_client(service: str, region: str, endpoint_url: str | None = None) -> Any:
+    """A boto3 client for the deployed stack, or for the twin when ``endpoint_url`` is given."""
+    if endpoint_url:  # the twin accepts any credentials; do not require real ones
         return boto3.client(
             service,
-            region_name=target.region,
-            endpoint_url=target.endpoint_url,
+            region_name=region,
+            endpoint_url=endpoint_url,
             aws_access_key_id="twin",
             aws_secret_access_key="twin",  # noqa: S106
         )
-    return boto3.client(service, region_name=target.region)
+    return boto3.client(service, region_name=region)
 
 
 def validate(message: Mapping[str, Any]) -> MailMessage:
@@ -81,8 +82,8 @@ def validate(message: Mapping[str, Any]) -> MailMessage:
 class StepmailClient:
     def __init__(self, target: Target, *, s3: Any = None, sqs: Any = None) -> None:
         self.target = target
-        self._s3 = s3 or _client("s3", target)
-        self._sqs = sqs or _client("sqs", target)
+        self._s3 = s3 or aws_client("s3", target.region, target.endpoint_url)
+        self._sqs = sqs or aws_client("sqs", target.region, target.endpoint_url)
 
     def send(self, message: Mapping[str, Any], attachments: Mapping[str, Path | bytes] | None = None) -> str:
         """Upload ``attachments`` (name -> file path or bytes) under ``<mailKey>/`` and enqueue ``message``.

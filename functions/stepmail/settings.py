@@ -58,3 +58,10 @@ class SenderSettings(_Settings):
 
     attachments_bucket: str = Field(alias="ATTACHMENTS_BUCKET")
     default_configuration_set: str = Field(default="", alias="DEFAULT_CONFIGURATION_SET")
+
+
+class TrackerSettings(_Settings):
+    """Environment of the tracker Lambda (SES delivery events -> the email's record)."""
+
+    lock_table: str = Field(alias="LOCK_TABLE")
+    index_ttl_seconds: int = Field(alias="INDEX_TTL_SECONDS", gt=0)

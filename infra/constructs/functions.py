@@ -166,7 +166,7 @@ def ses_send_statement(stack: Stack, config: StepmailConfig) -> iam.PolicyStatem
     ]
     configuration_set_arns = [
         stack.format_arn(service="ses", resource="configuration-set", resource_name=name)
-        for name in config.configuration_sets
+        for name in config.sendable_configuration_sets
     ]
     return iam.PolicyStatement(
         actions=["ses:SendEmail", "ses:SendRawEmail"],

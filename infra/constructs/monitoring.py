@@ -1,4 +1,9 @@
-"""Monitoring: alarms on the dead-letter queue and on failed runs, to an SNS topic (email, Slack)."""
+"""Monitoring: alarms to an SNS topic (email, Slack) on everything that needs a person.
+
+The dead-letter queue not empty, workflow runs failed or timed out, the mail queue's oldest message
+too old (the pipeline is stuck or too slow for the load), any function's errors or throttles, and
+SES's bounce and complaint rates (the account's reputation) above the configured thresholds.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
@@ -18,6 +24,12 @@ from infra import constants
 from infra.config import StepmailConfig
 
 _ALARM_PERIOD = Duration.minutes(1)
+_AT_LEAST = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+# SES updates the reputation rates a few times an hour: a shorter period would see mostly no data.
+_REPUTATION_PERIOD = Duration.minutes(15)
+SES_NAMESPACE = "AWS/SES"
+BOUNCE_RATE_METRIC = "Reputation.BounceRate"
+COMPLAINT_RATE_METRIC = "Reputation.ComplaintRate"
 
 
 class Monitoring(Construct):
@@ -29,14 +41,28 @@ class Monitoring(Construct):
         construct_id: str,
         *,
         config: StepmailConfig,
+        queue: sqs.IQueue,
         dead_letter_queue: sqs.IQueue,
         state_machine: sfn.IStateMachine,
+        functions: dict[str, lambda_.IFunction],
     ) -> None:
+        """
+        Parameters
+        ----------
+        functions
+            Each function to watch for errors and throttles, by a short name ("Starter"...) that
+            names its alarms.
+        """
         super().__init__(scope, construct_id)
         self.topic = self._build_topic(self._build_topic_key())
         self.dead_letter_alarm = self._build_dead_letter_alarm(dead_letter_queue)
         self.workflow_alarm = self._build_workflow_alarm(state_machine)
-        self._allow_alarms_to_publish([self.dead_letter_alarm, self.workflow_alarm])
+        self.queue_age_alarm = self._build_queue_age_alarm(queue, config.queue_age_alarm_seconds)
+        self.function_alarms = {
+            name: self._build_function_alarms(name, function, config) for name, function in functions.items()
+        }
+        self.bounce_rate_alarm, self.complaint_rate_alarm = self._build_reputation_alarms(config)
+        self._allow_alarms_to_publish(self.alarms)
         if config.alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
         if config.slack_workspace_id and config.slack_channel_id:
@@ -104,6 +130,88 @@ class Monitoring(Construct):
             ),
         )
 
+    @property
+    def alarms(self) -> list[cloudwatch.Alarm]:
+        """Every alarm of the stack (the topic accepts exactly these)."""
+        per_function = [alarm for pair in self.function_alarms.values() for alarm in pair]
+        return [
+            self.dead_letter_alarm,
+            self.workflow_alarm,
+            self.queue_age_alarm,
+            *per_function,
+            self.bounce_rate_alarm,
+            self.complaint_rate_alarm,
+        ]
+
+    def _build_queue_age_alarm(self, queue: sqs.IQueue, threshold_seconds: int) -> cloudwatch.Alarm:
+        metric = queue.metric_approximate_age_of_oldest_message(
+            period=_ALARM_PERIOD, statistic=cloudwatch.Stats.MAXIMUM
+        )
+        return self._alarm(
+            constants.QUEUE_AGE_ALARM_ID,
+            metric,
+            threshold=threshold_seconds,
+            # Five minutes in a row: one slow batch is not a stuck pipeline.
+            evaluation_periods=5,
+            description=(
+                f"stepmail: the mail queue's oldest message is older than {threshold_seconds} s. The "
+                "pipeline is stuck (starter failing, workflow throttled) or too slow for the load."
+            ),
+        )
+
+    def _build_function_alarms(
+        self, name: str, function: lambda_.IFunction, config: StepmailConfig
+    ) -> tuple[cloudwatch.Alarm, cloudwatch.Alarm]:
+        errors = self._alarm(
+            f"{name}Errors",
+            function.metric_errors(period=_ALARM_PERIOD, statistic=cloudwatch.Stats.SUM),
+            threshold=config.lambda_errors_alarm_threshold,
+            description=f"stepmail: the {name.lower()} function failed (Lambda Errors). See its log group.",
+        )
+        throttles = self._alarm(
+            f"{name}Throttles",
+            function.metric_throttles(period=_ALARM_PERIOD, statistic=cloudwatch.Stats.SUM),
+            threshold=config.lambda_throttles_alarm_threshold,
+            description=(
+                f"stepmail: the {name.lower()} function was throttled (Lambda Throttles): the account's "
+                "concurrency is exhausted or a reserved concurrency is too low."
+            ),
+        )
+        return errors, throttles
+
+    def _build_reputation_alarms(self, config: StepmailConfig) -> tuple[cloudwatch.Alarm, cloudwatch.Alarm]:
+        def rate(metric_name: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace=SES_NAMESPACE,
+                metric_name=metric_name,
+                period=_REPUTATION_PERIOD,
+                statistic=cloudwatch.Stats.MAXIMUM,
+            )
+
+        bounce = self._alarm(
+            constants.BOUNCE_RATE_ALARM_ID,
+            rate(BOUNCE_RATE_METRIC),
+            threshold=config.bounce_rate_alarm_threshold,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            description=(
+                f"stepmail: the SES account's bounce rate is above {config.bounce_rate_alarm_threshold:.2%}. "
+                "SES reviews accounts at 5 % and may pause sending at 10 %: find the bounced emails "
+                "(`stepmail status`) and stop sending to bad addresses."
+            ),
+        )
+        complaint = self._alarm(
+            constants.COMPLAINT_RATE_ALARM_ID,
+            rate(COMPLAINT_RATE_METRIC),
+            threshold=config.complaint_rate_alarm_threshold,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            description=(
+                "stepmail: the SES account's complaint rate is above "
+                f"{config.complaint_rate_alarm_threshold:.2%}. SES reviews accounts at 0.1 % and may pause "
+                "sending at 0.5 %."
+            ),
+        )
+        return bounce, complaint
+
     def _allow_alarms_to_publish(self, alarms: list[cloudwatch.Alarm]) -> None:
         # enforce_ssl gives the topic a policy, which replaces SNS's default one: say who may publish.
         self.topic.add_to_resource_policy(
@@ -116,15 +224,24 @@ class Monitoring(Construct):
             )
         )
 
-    def _alarm(self, construct_id: str, metric: cloudwatch.IMetric, *, description: str) -> cloudwatch.Alarm:
+    def _alarm(
+        self,
+        construct_id: str,
+        metric: cloudwatch.IMetric,
+        *,
+        description: str,
+        threshold: float = 1,
+        comparison: cloudwatch.ComparisonOperator = _AT_LEAST,
+        evaluation_periods: int = 1,
+    ) -> cloudwatch.Alarm:
         alarm = cloudwatch.Alarm(
             self,
             construct_id,
             metric=metric,
-            threshold=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            evaluation_periods=1,
-            # No data means nothing failed (SQS and Step Functions publish nothing when idle).
+            threshold=threshold,
+            comparison_operator=comparison,
+            evaluation_periods=evaluation_periods,
+            # No data means nothing failed (SQS, Step Functions, Lambda and SES publish nothing when idle).
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             alarm_description=description,
         )

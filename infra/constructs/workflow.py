@@ -95,7 +95,11 @@ class Workflow(Construct):
     def _grant_lock_table(self, table: dynamodb.ITable) -> None:
         # Exactly the four item operations of the ASL ("Acquire Lock", "Read Lock", "Mark Sent", "Release
         # Lock ..."): no scans, queries or batch writes.
-        table.grant(self.state_machine, *constants.LOCK_TABLE_ACTIONS)
+        # An explicit statement, not table.grant: that adds '<table>/index/*' once the table has an
+        # index (byMessageId, for delivery tracking), which these item operations never need.
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(actions=list(constants.LOCK_TABLE_ACTIONS), resources=[table.table_arn])
+        )
 
     def _grant_attachment_lookups(self, bucket: s3.IBucket) -> None:
         """Allow "Head Attachment" (aws-sdk:s3:headObject), which S3 authorizes as s3:GetObject.

@@ -50,6 +50,12 @@ FULL_CONFIG: dict[str, Any] = {
     "alarm_email": "ops@example.com",
     "slack_workspace_id": "T0123ABCD",
     "slack_channel_id": "C0123ABCD",
+    "queue_age_alarm_seconds": 600,
+    "lambda_errors_alarm_threshold": 3,
+    "lambda_throttles_alarm_threshold": 2,
+    "bounce_rate_alarm_threshold": 0.03,
+    "complaint_rate_alarm_threshold": 0.0005,
+    "suppression": "bounces-and-complaints",
 }
 
 

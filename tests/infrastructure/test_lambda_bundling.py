@@ -36,6 +36,7 @@ def test_asset_contains_the_stepmail_package_without_bytecode(asset: Path) -> No
     # Then the handlers are there, as source only
     assert (asset / "stepmail" / "handlers" / "starter.py").is_file()
     assert (asset / "stepmail" / "handlers" / "sender.py").is_file()
+    assert (asset / "stepmail" / "handlers" / "tracker.py").is_file()
     assert not list(asset.rglob("__pycache__"))
     assert not list((asset / "stepmail").rglob("*.pyc"))
 

@@ -103,7 +103,7 @@ def test_environment_is_the_settings_models_plus_powertools(synthesized: Synthes
     assert sender_env["ATTACHMENTS_BUCKET"] == {
         "Ref": synthesized.logical_id(stack.storage.attachments_bucket)
     }
-    assert sender_env["DEFAULT_CONFIGURATION_SET"] == config.default_configuration_set
+    assert sender_env["DEFAULT_CONFIGURATION_SET"] == config.sending_configuration_set
 
 
 def test_runtime_constants_agree_with_each_other() -> None:

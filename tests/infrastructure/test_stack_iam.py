@@ -72,7 +72,7 @@ def test_sender_sends_only_from_the_configured_identities(synthesized: Synthesiz
     config = synthesized.config
     arn_prefix = f"arn:aws:ses:{config.region}:{_account(synthesized)}"
     expected_resources = {f"{arn_prefix}:identity/{identity}" for identity in config.sender_identities} | {
-        f"{arn_prefix}:configuration-set/{name}" for name in config.configuration_sets
+        f"{arn_prefix}:configuration-set/{name}" for name in config.sendable_configuration_sets
     }
 
     # When we read every statement that allows an SES send

@@ -37,10 +37,7 @@ def test_topic_is_encrypted_with_a_rotating_key_that_alarms_may_use(synthesized:
 def test_topic_refuses_plain_http_and_accepts_only_our_alarms(synthesized: Synthesized) -> None:
     # Given both alarms' logical ids
     monitoring = synthesized.stack.monitoring
-    alarm_ids = [
-        synthesized.logical_id(monitoring.dead_letter_alarm),
-        synthesized.logical_id(monitoring.workflow_alarm),
-    ]
+    alarm_ids = [synthesized.logical_id(alarm) for alarm in monitoring.alarms]
 
     # Then the topic policy denies plain HTTP and lets exactly these alarms publish
     synthesized.template.has_resource_properties(

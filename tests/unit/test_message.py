@@ -182,6 +182,8 @@ def test_json_schema_is_valid_and_describes_the_contract() -> None:
         "subject",
         "body",
         "html",
+        "template",
+        "templateData",
         "attachedFileKeys",
         "headers",
         "tags",

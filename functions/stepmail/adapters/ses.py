@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import binascii
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,6 +12,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from stepmail.adapters.aws_errors import NETWORK_ERRORS, error_code, error_message, status_code
+from stepmail.core.addresses import redact_addresses
 from stepmail.core.errors import (
     MessageRejectedError,
     SenderNotVerifiedError,
@@ -31,9 +34,18 @@ SES_CLIENT_CONFIG = Config(
 )
 
 
+#: Sent as ``Content.Raw.Data`` in place of the email; its base64 is then replaced by the email's in the
+#: serialized request (see ``_splice_raw_content``).
+_RAW_PLACEHOLDER = b"stepmail:raw-content"
+_RAW_PLACEHOLDER_BASE64 = binascii.b2a_base64(_RAW_PLACEHOLDER, newline=False)
+_BASE64_CHUNK_BYTES = 3 * 256 * 1024
+_pending = threading.local()  # the email being sent on this thread (clients are shared by threads)
+
+
 class SesMailTransport:
     def __init__(self, client: Any | None = None) -> None:
         self._client = client or boto3.client("sesv2", config=SES_CLIENT_CONFIG)
+        self._splices = _register_splice(self._client)
 
     def send_raw(
         self,
@@ -50,23 +62,71 @@ class SesMailTransport:
             "FromEmailAddress": sender,
             # The envelope: bcc recipients appear here and nowhere in the MIME headers.
             "Destination": {"ToAddresses": list(to), "CcAddresses": list(cc), "BccAddresses": list(bcc)},
-            "Content": {"Raw": {"Data": raw}},
+            "Content": {"Raw": {"Data": _RAW_PLACEHOLDER if self._splices else raw}},
         }
         if configuration_set:
             request["ConfigurationSetName"] = configuration_set
         if tags:
             request["EmailTags"] = [{"Name": name, "Value": value} for name, value in tags.items()]
+        _pending.raw = raw
         try:
             return str(self._client.send_email(**request)["MessageId"])
         except ClientError as error:
             raise ses_error(error) from error
         except NETWORK_ERRORS as error:
             raise SesUnavailableError(f"SES unreachable: {type(error).__name__}") from error
+        finally:
+            _pending.raw = None
+
+
+def _register_splice(client: Any) -> bool:
+    """Have a botocore client send the email through ``_splice_raw_content``; False for a fake."""
+    events = getattr(getattr(client, "meta", None), "events", None)
+    if events is None:
+        return False
+    events.register("before-call.sesv2.SendEmail", _splice_raw_content, unique_id="stepmail-raw-content")
+    return True
+
+
+def _splice_raw_content(params: dict[str, Any], **_: Any) -> None:
+    """Write the request body once, with the email's base64 streamed into it.
+
+    botocore would hold the base64 three more times (as bytes, as a str in the parameters, in the JSON
+    text) before the body: ~4 x 53 MB for a 40 MB email, which is what sizes the sender Lambda.  Here
+    the body is one buffer of its final size, filled chunk by chunk (the JSON is otherwise botocore's).
+
+    Raises
+    ------
+    RuntimeError
+        If the placeholder is not in the serialized body (a botocore change): never send it instead.
+    """
+    raw = getattr(_pending, "raw", None)
+    if raw is None:
+        return
+    body: bytes = params["body"]
+    start = body.find(_RAW_PLACEHOLDER_BASE64)
+    if start < 0:
+        raise RuntimeError("the SES request body does not hold the raw content placeholder")
+    head, tail = body[:start], body[start + len(_RAW_PLACEHOLDER_BASE64) :]
+    out = bytearray(len(head) + 4 * -(-len(raw) // 3) + len(tail))
+    out[: len(head)] = head
+    position, view = len(head), memoryview(raw)
+    for offset in range(0, len(view), _BASE64_CHUNK_BYTES):
+        chunk = binascii.b2a_base64(view[offset : offset + _BASE64_CHUNK_BYTES], newline=False)
+        out[position : position + len(chunk)] = chunk
+        position += len(chunk)
+    out[position:] = tail
+    params["body"] = out
 
 
 def ses_error(error: ClientError) -> Exception:
-    """Map an SES v2 error to the contract's class (permanent or transient)."""
-    code, status, message = error_code(error), status_code(error), error_message(error)
+    """Map an SES v2 error to the contract's class (permanent or transient).
+
+    SES's messages can quote addresses; the error text goes to logs and the DLQ's reason, so they are
+    redacted (the DLQ keeps the whole message beside the reason anyway).
+    """
+    code, status = error_code(error), status_code(error)
+    message = redact_addresses(error_message(error))
     if code in _THROTTLED or status == 429:
         return SesThrottledError(f"SES throttled: {message}")
     if code in _PAUSED:

@@ -56,6 +56,10 @@ class SendingPausedError(PermanentError):
     """Sending is paused for the account or the configuration set; redrive once it is resumed."""
 
 
+class TemplateError(PermanentError):
+    """The message's template does not exist, needs a variable ``templateData`` lacks, or fails to render."""
+
+
 # ---------------------------------------------------------------- transient: retry with backoff
 class TransientError(StepmailError):
     permanent = False
@@ -108,6 +112,7 @@ PERMANENT_ERRORS: tuple[type[PermanentError], ...] = (
     MessageRejectedError,
     SenderNotVerifiedError,
     SendingPausedError,
+    TemplateError,
 )
 """Permanent errors the sender Lambda can raise (the ASL catches each by name)."""
 

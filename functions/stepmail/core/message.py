@@ -40,6 +40,7 @@ _MAIL_KEY = re.compile(r"^[A-Za-z0-9!_.*'()@=+-]+(/[A-Za-z0-9!_.*'()@=+-]+)*$")
 _HEADER_NAME = re.compile(r"^[!-9;-~]{1,76}$")  # RFC 5322 field name: printable ASCII except ':'
 _TAG = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _CONFIGURATION_SET = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_TEMPLATE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")  # a directory name under templates/
 
 #: Headers that define the message's structure or routing: set only by stepmail, never by a producer.
 # fmt: off
@@ -107,6 +108,13 @@ class MailMessage(BaseModel):
     subject: str = Field(default="", max_length=MAX_SUBJECT_LENGTH)
     body: str = Field(default="", description="Plain-text part.")
     html: str | None = Field(default=None, description="HTML part; with body it forms multipart/alternative.")
+    template: str | None = Field(
+        default=None,
+        description="A template (templates/<name>/) rendered with templateData, instead of subject/body/html",
+    )
+    template_data: dict[str, Any] | None = Field(
+        default=None, alias="templateData", description="The template's variables."
+    )
     attached_file_keys: Annotated[
         list[str], Field(default_factory=list, alias="attachedFileKeys", max_length=MAX_ATTACHMENTS)
     ]
@@ -192,6 +200,21 @@ class MailMessage(BaseModel):
         if value is not None and not _CONFIGURATION_SET.match(value):
             raise ValueError("configurationSet must be 1-64 letters, digits, '_' or '-'")
         return value
+
+    @field_validator("template")
+    @classmethod
+    def _template_name(cls, value: str | None) -> str | None:
+        if value is not None and not _TEMPLATE.match(value):
+            raise ValueError("template: 1-64 letters, digits, '_' or '-', not starting with '_' or '-'")
+        return value
+
+    @model_validator(mode="after")
+    def _template_or_content(self) -> MailMessage:
+        if self.template is not None and (self.subject or self.body or self.html is not None):
+            raise ValueError("give either template (with templateData) or subject/body/html, not both")
+        if self.template_data is not None and self.template is None:
+            raise ValueError("templateData needs a template")
+        return self
 
     @model_validator(mode="after")
     def _recipients(self) -> MailMessage:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from stepmail.core.addresses import parse_mailbox
 from stepmail.core.message import MailMessage
 from stepmail.core.mime import Attachment, check_estimated_size, render_email
+from stepmail.core.templates import TemplateSource, apply_template
 
 
 class StoredObject(BaseModel):
@@ -95,11 +96,14 @@ def send_email(
     store: AttachmentStore,
     transport: MailTransport,
     default_configuration_set: str = "",
+    templates: TemplateSource | None = None,
 ) -> SendResult:
-    """Render the email and send it once.
+    """Render the email (its template first, when it names one) and send it once.
 
     Raises
     ------
+    TemplateError
+        The template is missing, lacks a variable or renders an invalid message.
     MessageTooLargeError
         Before downloading anything when the estimate is over the limit, or after rendering.
     AttachmentMissingError, AttachmentChangedError, AttachmentUnavailableError
@@ -107,7 +111,7 @@ def send_email(
     SesThrottledError, SesUnavailableError, MessageRejectedError, SenderNotVerifiedError, SendingPausedError
         From the transport.
     """
-    message = request.message
+    message = apply_template(request.message, templates)
     check_estimated_size(message, [item.object.size for item in request.attachments])
     attachments = [
         Attachment(item.name, item.object.content_type, store.read(item.key, item.object.etag))

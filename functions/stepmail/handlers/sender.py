@@ -6,15 +6,19 @@ Errors are raised as the contract's classes; Step Functions matches them by clas
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from stepmail.adapters.metrics import ATTACHMENT_BYTES, EMAILS_SENT, THROTTLED, EmfMetrics, MetricsSink
 from stepmail.adapters.s3 import S3AttachmentStore
 from stepmail.adapters.ses import SesMailTransport
+from stepmail.adapters.templates import DirectoryTemplates
+from stepmail.core.errors import SesThrottledError
 from stepmail.core.sending import AttachmentStore, MailTransport, SendRequest, send_email
+from stepmail.core.templates import TemplateSource
 from stepmail.settings import SenderSettings
 
 logger = Logger(service="stepmail")
@@ -25,14 +29,23 @@ class Sender:
     store: AttachmentStore
     transport: MailTransport
     default_configuration_set: str = ""
+    metrics: MetricsSink = field(default_factory=EmfMetrics)
+    templates: TemplateSource | None = None
 
     def send(self, request: SendRequest) -> dict[str, Any]:
-        result = send_email(
-            request,
-            store=self.store,
-            transport=self.transport,
-            default_configuration_set=self.default_configuration_set,
-        )
+        try:
+            result = send_email(
+                request,
+                store=self.store,
+                transport=self.transport,
+                default_configuration_set=self.default_configuration_set,
+                templates=self.templates,
+            )
+        except SesThrottledError:
+            self.metrics.count(THROTTLED)  # the workflow retries it: a rising count means the quota binds
+            raise
+        self.metrics.count(EMAILS_SENT)
+        self.metrics.size(ATTACHMENT_BYTES, sum(item.object.size for item in request.attachments))
         logger.info(
             "email sent",
             extra={
@@ -49,6 +62,7 @@ def build_sender(settings: SenderSettings, *, s3_client: Any = None, ses_client:
         store=S3AttachmentStore(settings.attachments_bucket, s3_client),
         transport=SesMailTransport(ses_client),
         default_configuration_set=settings.default_configuration_set,
+        templates=DirectoryTemplates(),
     )
 
 

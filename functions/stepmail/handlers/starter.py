@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -22,10 +22,18 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from stepmail.adapters.metrics import (
+    DEAD_LETTERED,
+    DUPLICATES_SKIPPED,
+    REASON,
+    RETRIED_LATER,
+    EmfMetrics,
+    MetricsSink,
+)
 from stepmail.adapters.sfn import SfnWorkflow
 from stepmail.adapters.sqs import SqsDeadLetterQueue
 from stepmail.core.message import SenderPolicy
-from stepmail.core.starting import DeadLetterQueue, StartPolicy, StartReport, Workflow, start_email
+from stepmail.core.starting import DeadLetterQueue, Outcome, StartPolicy, StartReport, Workflow, start_email
 from stepmail.settings import StarterSettings
 
 logger = Logger(service="stepmail")
@@ -38,6 +46,7 @@ class Starter:
     workflow: Workflow
     dead_letters: DeadLetterQueue
     log_email_content: bool = False
+    metrics: MetricsSink = field(default_factory=EmfMetrics)
 
     def start(self, record: SQSRecord) -> StartReport:
         try:
@@ -52,9 +61,19 @@ class Starter:
             logger.warning(
                 "retry later", extra={"queueMessageId": record.message_id, "error": type(error).__name__}
             )
+            self.metrics.count(RETRIED_LATER)
             raise
         self._log(record, report)
+        self._count(report)
         return report
+
+    def _count(self, report: StartReport) -> None:
+        if report.outcome is Outcome.DUPLICATE:
+            self.metrics.count(DUPLICATES_SKIPPED)
+        elif report.outcome is Outcome.REJECTED:
+            self.metrics.count(DEAD_LETTERED, dimensions={REASON: "invalid-message"})
+        elif report.outcome is Outcome.DEAD_LETTERED:
+            self.metrics.count(DEAD_LETTERED, dimensions={REASON: "workflow"})
 
     def _log(self, record: SQSRecord, report: StartReport) -> None:
         fields: dict[str, Any] = {

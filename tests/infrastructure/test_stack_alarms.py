@@ -1,0 +1,108 @@
+"""The alarms beyond the DLQ and failed runs (queue age, functions, SES reputation) and the dashboard."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from stepmail.adapters import metrics
+
+from tests.infrastructure.synth import Synthesized, as_text
+
+
+def _properties(synthesized: Synthesized, alarm: Any) -> dict[str, Any]:
+    return synthesized.resource(alarm)["Properties"]
+
+
+def _topic_ref(synthesized: Synthesized) -> dict[str, str]:
+    return {"Ref": synthesized.logical_id(synthesized.stack.monitoring.topic)}
+
+
+def test_every_alarm_notifies_the_topic_when_it_fires_and_when_it_clears(synthesized: Synthesized) -> None:
+    # Given every alarm of the stack
+    alarms = synthesized.template.find_resources("AWS::CloudWatch::Alarm")
+
+    # Then each is one the topic accepts, and tells the topic both ways
+    assert set(alarms) == {synthesized.logical_id(alarm) for alarm in synthesized.stack.monitoring.alarms}
+    for alarm in alarms.values():
+        assert alarm["Properties"]["AlarmActions"] == [_topic_ref(synthesized)]
+        assert alarm["Properties"]["OKActions"] == [_topic_ref(synthesized)]
+
+
+def test_queue_age_alarm_uses_the_configured_threshold_over_five_minutes(synthesized: Synthesized) -> None:
+    # Given the oldest-message alarm
+    alarm = _properties(synthesized, synthesized.stack.monitoring.queue_age_alarm)
+    queue_id = synthesized.logical_id(synthesized.stack.queueing.queue)
+
+    # Then it watches the mail queue's oldest message against the configured age, five minutes running
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/SQS", "ApproximateAgeOfOldestMessage")
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}]
+    assert alarm["Threshold"] == synthesized.config.queue_age_alarm_seconds
+    assert alarm["EvaluationPeriods"] == 5
+    assert alarm["Statistic"] == "Maximum"
+
+
+def test_each_function_has_an_errors_and_a_throttles_alarm(synthesized: Synthesized) -> None:
+    # Given the three functions and their alarms
+    stack, config = synthesized.stack, synthesized.config
+    functions = {"Starter": stack.starter.function, "Sender": stack.sender.function}
+    assert stack.tracking is not None
+    functions["Tracker"] = stack.tracking.function
+
+    # Then each function has both, on its own name, with the configured thresholds
+    assert set(stack.monitoring.function_alarms) == set(functions)
+    for name, function in functions.items():
+        errors, throttles = (_properties(synthesized, a) for a in stack.monitoring.function_alarms[name])
+        function_ref = {"Ref": synthesized.logical_id(function)}
+        assert (errors["MetricName"], errors["Threshold"]) == ("Errors", config.lambda_errors_alarm_threshold)
+        assert (throttles["MetricName"], throttles["Threshold"]) == (
+            "Throttles",
+            config.lambda_throttles_alarm_threshold,
+        )
+        for alarm in (errors, throttles):
+            assert alarm["Namespace"] == "AWS/Lambda"
+            assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": function_ref}]
+
+
+def test_reputation_alarms_watch_the_accounts_bounce_and_complaint_rates(synthesized: Synthesized) -> None:
+    # Given the two reputation alarms
+    monitoring, config = synthesized.stack.monitoring, synthesized.config
+    bounce = _properties(synthesized, monitoring.bounce_rate_alarm)
+    complaint = _properties(synthesized, monitoring.complaint_rate_alarm)
+
+    # Then they read SES's account-wide rates (no dimensions) against the configured thresholds
+    assert (bounce["Namespace"], bounce["MetricName"]) == ("AWS/SES", "Reputation.BounceRate")
+    assert (complaint["Namespace"], complaint["MetricName"]) == ("AWS/SES", "Reputation.ComplaintRate")
+    assert bounce["Threshold"] == config.bounce_rate_alarm_threshold
+    assert complaint["Threshold"] == config.complaint_rate_alarm_threshold
+    for alarm in (bounce, complaint):
+        assert "Dimensions" not in alarm
+        assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+        assert alarm["Period"] == 900
+
+
+def test_dashboard_shows_every_stage_and_our_own_metrics(synthesized: Synthesized) -> None:
+    # Given the dashboard's body (CloudFormation joins it from text and references)
+    dashboard = synthesized.resource(synthesized.stack.dashboard.dashboard)["Properties"]
+    body = json.loads(
+        as_text(dashboard["DashboardBody"]).replace("${AWS::Region}", "r").replace('"${', '"ref:${')
+    )
+
+    # When we collect each graph's title and the metrics it plots
+    widgets = {widget["properties"]["title"]: json.dumps(widget["properties"]) for widget in body["widgets"]}
+
+    # Then the queue, workflow, functions, our EMF metrics, delivery events and reputation are all there
+    assert len(widgets) == len(body["widgets"]) >= 12
+    assert "ApproximateAgeOfOldestMessage" in widgets["Mail queue: oldest message (s)"]
+    assert "ExecutionsFailed" in widgets["Workflow runs"] and "ExecutionsTimedOut" in widgets["Workflow runs"]
+    assert widgets["Function errors and throttles"].count("Errors") == 3
+    for name in (metrics.EMAILS_SENT, metrics.DUPLICATES_SKIPPED, metrics.THROTTLED):
+        assert f'"{metrics.NAMESPACE}", "{name}"' in widgets["Emails"]
+    assert (
+        metrics.DEAD_LETTERED in widgets["Dead-lettered by reason"]
+        and "SEARCH" in widgets["Dead-lettered by reason"]
+    )
+    assert metrics.ATTACHMENT_BYTES in widgets["Attachment bytes sent"]
+    assert metrics.DELIVERY_EVENTS in widgets["Delivery events by type (SES)"]
+    assert "Reputation.BounceRate" in widgets["SES bounce rate"]
+    assert str(synthesized.config.bounce_rate_alarm_threshold) in widgets["SES bounce rate"]

@@ -1,0 +1,237 @@
+"""Operating on the twin: `dlq list`, `dlq redrive` and `status` against the real pipeline.
+
+Every dead-letter shape is produced by the pipeline itself: the starter's (invalid message), the
+workflow's (a permanent error) and the queue's redrive policy (a run that kept failing).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from stepmail.core.errors import SesUnavailableError
+from stepmail.core.lock import lock_key
+from stepmail.core.starting import Outcome
+
+from producer.cli import main
+from producer.operate import (
+    DeadLetter,
+    email_status,
+    list_dead_letters,
+    redrive,
+)
+
+TO = "jane@customer.example"
+
+
+def _message(mail_key: str, **fields: Any) -> dict[str, Any]:
+    return {"mailKey": mail_key, "to": [TO], "subject": "Hello", "body": "Hi", **fields}
+
+
+def _letters_when(twin, count: int, timeout: float = 30.0) -> list[DeadLetter]:
+    """The dead letters, once there are ``count`` of them."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        letters = list_dead_letters(twin.sqs, twin.info.dlq_url)
+        if len(letters) >= count:
+            return letters
+        time.sleep(0.2)
+    raise AssertionError(f"fewer than {count} dead letters after {timeout}s")
+
+
+def _emails_when(twin, count: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while len(twin.emails) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(twin.emails) >= count, f"{len(twin.emails)} emails after {timeout}s, expected {count}"
+
+
+@pytest.fixture
+def failing(make_twin):
+    """A twin whose queue dead-letters after one failed delivery, and a switch that makes SES fail."""
+    twin = make_twin(max_receive_count=1, visibility_timeout_seconds=1)
+    down = threading.Event()
+
+    def sender(real, payload):
+        if down.is_set():
+            raise SesUnavailableError("SES is down")
+        return real(payload)
+
+    twin.wrap_sender(sender)
+    return twin, down
+
+
+def test_every_dead_letter_shape_is_listed_and_the_repaired_ones_are_redriven(failing) -> None:
+    twin, down = failing
+    # Given the three shapes in the DLQ: an invalid message (starter), a missing attachment
+    # (workflow) and a run that kept failing until the queue's redrive policy moved it
+    twin.wait_for(twin.send_raw("{not json"))
+    twin.wait_for(twin.send_raw(json.dumps(_message("inv-1", attachedFileKeys=["a.pdf"]))))
+    down.set()
+    twin.send(_message("outage-1"))
+    letters = {letter.source: letter for letter in _letters_when(twin, 3)}
+
+    # Then each is listed with its mail key, recipients and a readable reason
+    assert set(letters) == {"starter", "workflow", "queue"}
+    assert "not valid JSON" in letters["starter"].reason and letters["starter"].mail_key is None
+    assert letters["workflow"].reason.startswith("S3.NoSuchKeyException")
+    assert letters["workflow"].mail_key == "inv-1" and letters["workflow"].recipients == (TO,)
+    assert letters["queue"].reason.startswith("failed 1 deliveries")
+    assert letters["queue"].mail_key == "outage-1" and letters["queue"].redrive_count == 0
+
+    # When the causes are repaired and a dry run is asked for
+    down.clear()
+    twin.s3.put_object(Bucket=twin.info.bucket, Key="inv-1/a.pdf", Body=b"%PDF-1.7")
+    dry = redrive(twin.sqs, dlq_url=twin.info.dlq_url, queue_url=twin.info.queue_url, all=True, dry_run=True)
+
+    # Then it says what it would do and changes nothing
+    assert sorted(item.letter.mail_key for item in dry.redriven) == ["inv-1", "outage-1"]
+    assert [item.letter.source for item in dry.kept] == ["starter"]
+    assert "not valid JSON" in dry.kept[0].reason
+    assert len(list_dead_letters(twin.sqs, twin.info.dlq_url)) == 3
+
+    # When they are redriven for real
+    report = redrive(twin.sqs, dlq_url=twin.info.dlq_url, queue_url=twin.info.queue_url, all=True)
+
+    # Then the two repaired emails are sent once each and only the invalid message stays, with its reason
+    outcomes = twin.wait_for(*[item.queue_message_id for item in report.redriven if item.queue_message_id])
+    assert [outcome.outcome for outcome in outcomes] == [Outcome.SENT, Outcome.SENT]
+    assert len(twin.emails) == 2
+    (left,) = list_dead_letters(twin.sqs, twin.info.dlq_url)
+    assert left.source == "starter"
+
+
+def test_a_redriven_message_that_fails_again_carries_its_redrive_count(twin) -> None:
+    # Given two dead-lettered messages whose attachment is still missing
+    for mail_key in ("miss-1", "miss-2"):
+        twin.wait_for(twin.send(_message(mail_key, attachedFileKeys=["a.pdf"])))
+
+    # When one mail key is redriven twice without repairing it
+    for expected in (1, 2):
+        report = redrive(
+            twin.sqs, dlq_url=twin.info.dlq_url, queue_url=twin.info.queue_url, mail_key="miss-1"
+        )
+        assert [item.letter.mail_key for item in report.redriven] == ["miss-1"]
+        (outcome,) = twin.wait_for(report.redriven[0].queue_message_id or "")
+        assert outcome.outcome is Outcome.DEAD_LETTERED
+
+        # Then it is back in the DLQ with its count; the other message was not touched
+        letters = {letter.mail_key: letter for letter in list_dead_letters(twin.sqs, twin.info.dlq_url)}
+        assert letters["miss-1"].redrive_count == expected
+        assert letters["miss-2"].redrive_count == 0
+        assert set(letters) == {"miss-1", "miss-2"}
+
+
+def test_an_interrupted_redrive_loses_nothing_and_sends_once(twin) -> None:
+    # Given a dead letter that becomes sendable (its attachment is uploaded afterwards)
+    twin.wait_for(twin.send_raw(json.dumps(_message("crash-9", attachedFileKeys=["a.pdf"]))))
+    twin.s3.put_object(Bucket=twin.info.bucket, Key="crash-9/a.pdf", Body=b"data")
+
+    # When redrive dies between sending to the queue and deleting from the DLQ
+    class Dying:
+        def __init__(self, sqs: Any) -> None:
+            self._sqs = sqs
+
+        def __getattr__(self, name: str) -> Any:
+            if name == "delete_message":
+                raise KeyboardInterrupt("killed")
+            return getattr(self._sqs, name)
+
+    with pytest.raises(KeyboardInterrupt):
+        redrive(Dying(twin.sqs), dlq_url=twin.info.dlq_url, queue_url=twin.info.queue_url, all=True)
+
+    # Then the message is in the DLQ still (made visible again) and was sent from the queue
+    _emails_when(twin, 1)
+    (letter,) = list_dead_letters(twin.sqs, twin.info.dlq_url)
+    assert letter.mail_key == "crash-9"
+
+    # And redriving the leftover copy is skipped as a duplicate: one email in all
+    report = redrive(twin.sqs, dlq_url=twin.info.dlq_url, queue_url=twin.info.queue_url, mail_key="crash-9")
+    (outcome,) = twin.wait_for(report.redriven[0].queue_message_id or "")
+    assert outcome.outcome is Outcome.DUPLICATE
+    assert len(twin.emails) == 1 and list_dead_letters(twin.sqs, twin.info.dlq_url) == []
+
+
+def test_status_shows_sent_delivered_and_dead_lettered_emails(twin, tmp_path: Path, capsys) -> None:
+    # Given one email sent and later delivered (the tracker's fields), and one dead-lettered
+    (sent,) = twin.wait_for(twin.send(_message("st-1", cc=["bob@customer.example"])))
+    twin.wait_for(twin.send(_message("st-2", attachedFileKeys=["missing.pdf"])))
+    twin.dynamodb.update_item(
+        TableName=twin.info.table,
+        Key={"pk": {"S": sent.lock_key}},
+        UpdateExpression="SET deliveryStatus = :status, deliveryEvents = :events",
+        ExpressionAttributeValues={
+            ":status": {"S": "delivered"},
+            ":events": {
+                "L": [
+                    {
+                        "M": {
+                            "type": {"S": "delivered"},
+                            "at": {"S": "2026-11-28T01:00:00Z"},
+                            "detail": {"S": "250 ok"},
+                        }
+                    }
+                ]
+            },
+        },
+    )
+
+    # When the status of each is asked for
+    (delivered,) = email_status(
+        twin.dynamodb, twin.sqs, table=twin.info.table, dlq_url=twin.info.dlq_url, mail_key="st-1"
+    )
+    (dead,) = email_status(
+        twin.dynamodb,
+        twin.sqs,
+        table=twin.info.table,
+        dlq_url=twin.info.dlq_url,
+        mail_key="st-2",
+        recipients=[TO],
+    )
+
+    # Then the sent one shows its lock record, SES message id and delivery; the other its reason
+    assert delivered.state == "delivered" and delivered.lock_status == "SENT"
+    assert delivered.message_id == sent.message_id and delivered.sent_at
+    assert [event.type for event in delivered.delivery_events] == ["delivered"]
+    assert dead.state == "dead-lettered" and dead.lock_key == lock_key("st-2", [TO])
+    assert dead.dead_letters[0].reason.startswith("S3.NoSuchKeyException")
+
+    # And the CLI shows the same, as JSON and as a table, given the exact recipients
+    info_file = tmp_path / "twin.json"
+    info_file.write_text(twin.info.to_json(), encoding="utf-8")
+    target = ["--info-file", str(info_file)]
+    assert main(["status", "st-1", "--to", TO, "--to", "Bob <bob@customer.example>", "--json", *target]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert record["state"] == "delivered" and record["messageId"] == sent.message_id
+    assert main(["status", "st-2", *target]) == 0
+    assert "dead-lettered" in capsys.readouterr().out
+    assert main(["status", "nobody", "--to", TO, *target]) == 0
+    assert "unknown" in capsys.readouterr().out
+
+
+def test_dlq_commands_work_from_the_cli(twin, tmp_path: Path, capsys) -> None:
+    # Given a dead-lettered message whose cause is then repaired
+    twin.wait_for(twin.send(_message("cli-1", attachedFileKeys=["a.pdf"])))
+    twin.s3.put_object(Bucket=twin.info.bucket, Key="cli-1/a.pdf", Body=b"data")
+    info_file = tmp_path / "twin.json"
+    info_file.write_text(twin.info.to_json(), encoding="utf-8")
+    target = ["--info-file", str(info_file)]
+
+    # When it is listed, then redriven by mail key
+    assert main(["dlq", "list", *target]) == 0
+    listing = capsys.readouterr().out
+    assert main(["dlq", "redrive", "--mail-key", "cli-1", "--json", *target]) == 0
+    report = json.loads(capsys.readouterr().out)
+
+    # Then the table names it with its reason and the redrive sends it with its count as an SES tag
+    assert "cli-1" in listing and "S3.NoSuchKeyException" in listing
+    ((redriven,),) = [report["redriven"]]
+    (outcome,) = twin.wait_for(redriven["queueMessageId"])
+    assert outcome.outcome is Outcome.SENT
+    assert main(["dlq", "list", *target]) == 0
+    assert "empty" in capsys.readouterr().out
+    assert len(twin.emails) == 1
