@@ -1,6 +1,12 @@
-"""Emails per second end to end through the local twin (prints numbers; not a test).
+# ruff: noqa: E501 - a benchmark prints wide tables
+"""Emails per second end to end through the local twin, next to the emulator's ceiling (prints numbers).
 
-.venv/bin/python bench/twin_throughput.py [--emails 200] [--concurrency 5] [--repeat 3]
+    .venv/bin/python bench/twin_throughput.py [--emails 200] [--repeat 3] [--json out.json]
+
+In each run, on one twin: first the ceiling, a Pass-only Express state machine started with
+StartSyncExecution from as many threads as the starter runs at once (max_concurrency x batch_size),
+once per email; then the pipeline, the same number of emails put on the queue and timed until SES has
+sent them all. The ratio of the two is measured side by side; the medians are over the runs.
 """
 
 from __future__ import annotations
@@ -10,53 +16,143 @@ import json
 import statistics
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from botocore.config import Config
 
 from infra.config import StepmailConfig
 from twin.twin import LocalTwin
 
+GOAL = 0.3
+PASS_ONLY = {"StartAt": "Pass", "States": {"Pass": {"Type": "Pass", "End": True}}}
 
-def one_run(emails: int, concurrency: int) -> float:
+
+def ceiling(twin: LocalTwin, runs: int, threads: int) -> float:
+    """Pass-only sync executions per second on ``twin``."""
+    sfn = twin.client(
+        "stepfunctions",
+        Config(inject_host_prefix=False, max_pool_connections=threads, retries={"total_max_attempts": 1}),
+    )
+    arn = sfn.create_state_machine(
+        name="bench-pass-only",
+        definition=json.dumps(PASS_ONLY),
+        roleArn="arn:aws:iam::123456789012:role/bench",
+        type="EXPRESS",
+    )["stateMachineArn"]
+    body = json.dumps({"mailKey": "x", "toAddress": "r@customer.example", "body": "x"})
+
+    def run(_: int) -> str:
+        return str(sfn.start_sync_execution(stateMachineArn=arn, input=body)["status"])
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(threads) as pool:
+        statuses = list(pool.map(run, range(runs)))
+    elapsed = time.monotonic() - started
+    assert statuses == ["SUCCEEDED"] * runs, set(statuses)
+    return runs / elapsed
+
+
+def pipeline(twin: LocalTwin, emails: int, tag: str) -> float:
+    """Emails per second from the queue to SES."""
+    assert twin.info is not None
+    sqs = twin.client("sqs")
+    sent_before = len(twin.ses.sent)
+    bodies = [
+        json.dumps({"mailKey": f"bench-{tag}-{n}", "toAddress": f"r{n}@customer.example", "body": "x"})
+        for n in range(emails)
+    ]
+    started = time.monotonic()
+    for start in range(0, emails, 10):
+        sqs.send_message_batch(
+            QueueUrl=twin.info.queue_url,
+            Entries=[
+                {"Id": str(i), "MessageBody": body} for i, body in enumerate(bodies[start : start + 10])
+            ],
+        )
+    deadline = started + 600
+    while len(twin.ses.sent) - sent_before < emails and time.monotonic() < deadline:
+        time.sleep(0.01)
+    elapsed = time.monotonic() - started
+    assert len(twin.ses.sent) - sent_before == emails, "not every email was sent"
+    return emails / elapsed
+
+
+class RequestCounter:
+    """A WSGI layer in front of the twin's moto application: counts the HTTP requests it serves."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, app: Any) -> Any:
+        def layer(environ: dict[str, Any], start_response: Any) -> Any:
+            with self._lock:
+                self.count += 1
+            return app(environ, start_response)
+
+        return layer
+
+
+def one_run(emails: int, concurrency: int, index: int) -> dict[str, float]:
     config = StepmailConfig(
         sender_identities=("example.com",), default_sender="no-reply@example.com", max_concurrency=concurrency
     )
-    with tempfile.TemporaryDirectory() as outbox, LocalTwin(config, outbox=Path(outbox)) as twin:
-        assert twin.info is not None
-        sqs = twin.client("sqs")
-        bodies = [
-            json.dumps({"mailKey": f"bench-{n}", "toAddress": f"r{n}@customer.example", "body": "x"})
-            for n in range(emails)
-        ]
-        started = time.monotonic()
-        for start in range(0, emails, 10):
-            sqs.send_message_batch(
-                QueueUrl=twin.info.queue_url,
-                Entries=[
-                    {"Id": str(i), "MessageBody": body} for i, body in enumerate(bodies[start : start + 10])
-                ],
-            )
-        while len(twin.ses.sent) < emails:
-            time.sleep(0.01)
-        elapsed = time.monotonic() - started
-        assert len(twin.ses.sent) == emails
-        return emails / elapsed
+    with tempfile.TemporaryDirectory() as outbox:
+        twin = LocalTwin(config, outbox=Path(outbox), handler_log_level="ERROR")
+        requests = RequestCounter()
+        twin.layers.insert(0, requests)  # innermost: every request that reaches moto
+        with twin:
+            before = requests.count
+            pass_only = ceiling(twin, emails, concurrency * config.batch_size)
+            ceiling_requests = requests.count - before
+            before = requests.count
+            emails_per_second = pipeline(twin, emails, str(index))
+            pipeline_requests = requests.count - before
+    return {
+        "ceiling": pass_only,
+        "pipeline": emails_per_second,
+        "ratio": emails_per_second / pass_only,
+        "requests_per_run": ceiling_requests / emails,
+        "requests_per_email": pipeline_requests / emails,
+        "ceiling_requests_per_second": pass_only * ceiling_requests / emails,
+        "pipeline_requests_per_second": emails_per_second * pipeline_requests / emails,
+    }
+
+
+def _runs(runs: list[dict[str, float]], key: str) -> str:
+    return ", ".join(f"{run[key]:.1f}" for run in runs)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--emails", type=int, default=200)
-    parser.add_argument("--concurrency", type=int, default=5)
+    parser.add_argument("--concurrency", type=int, default=5, help="the event source's max_concurrency")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
-    rates = [one_run(args.emails, args.concurrency) for _ in range(args.repeat)]
+    runs = [one_run(args.emails, args.concurrency, index) for index in range(args.repeat)]
+    median = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
     print(
-        f"twin throughput: median {statistics.median(rates):.1f} emails/s "
-        f"(runs: {', '.join(f'{rate:.1f}' for rate in rates)}; {args.emails} emails, "
-        f"max_concurrency {args.concurrency})"
+        f"twin throughput ({args.emails} emails per run, max_concurrency {args.concurrency}, median of {args.repeat} runs)"
     )
+    print(f"  pipeline          {median['pipeline']:6.1f} emails/s   (runs: {_runs(runs, 'pipeline')})")
+    print(f"  Pass-only ceiling {median['ceiling']:6.1f} runs/s     (runs: {_runs(runs, 'ceiling')})")
+    print(
+        f"  pipeline/ceiling  {median['ratio']:6.2f}            {'ok' if median['ratio'] >= GOAL else 'UNDER GOAL'} (goal >= {GOAL})"
+    )
+    print(
+        f"  HTTP requests to moto: {median['requests_per_email']:.1f} per email"
+        f" ({median['pipeline_requests_per_second']:.0f}/s), {median['requests_per_run']:.1f} per Pass-only run"
+        f" ({median['ceiling_requests_per_second']:.0f}/s)"
+    )
+    if args.json:
+        args.json.write_text(json.dumps({"median": median, "runs": runs}, indent=2))
 
 
 if __name__ == "__main__":
