@@ -1,0 +1,76 @@
+"""The console's fixtures: one twin per test module holding a run of every kind, and its console URL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import requests
+from stepmail.core.errors import SesThrottledError
+
+from tests.integration.conftest import Harness, make_twin, twin_config  # noqa: F401 - make_twin is a fixture
+from twin.twin import LocalTwin
+
+TERMS = b"Terms and conditions.\n" * 60  # 1,320 bytes
+WELCOME = {
+    "mailKey": "welcome-1",
+    "to": ["Jane <jane@example.org>"],
+    "cc": ["ops@example.org"],
+    "subject": "Welcome aboard",
+    "body": "Hello Jane, the terms are attached.",
+    "html": "<h1>Hello Jane</h1><p>The terms are attached.</p><script>parent.document.title='pwned'</script>",
+    "attachedFileKeys": ["terms.txt"],
+}
+MISSING = {
+    "mailKey": "invoice-2",
+    "to": ["bob@example.org"],
+    "subject": "Your invoice",
+    "body": "Attached.",
+    "attachedFileKeys": ["invoice.pdf"],
+}
+THROTTLED = {"mailKey": "retry-3", "to": ["carol@example.org"], "subject": "Later", "body": "Once more."}
+
+
+@dataclass
+class Scenario:
+    """A twin after one sent email, its duplicate, a dead-lettered one and one sent after a retry."""
+
+    harness: Harness
+    console: str
+
+    def api(self, path: str, **params: Any) -> Any:
+        response = requests.get(f"{self.console}/api{path}", params=params, timeout=30)
+        response.raise_for_status()
+        return response.json()
+
+    def run_of(self, mail_key: str, status: str) -> dict[str, Any]:
+        (run,) = self.api("/executions", status=status, q=mail_key)["executions"]
+        return run
+
+
+def start_scenario(harness: Harness) -> Scenario:
+    throttled_once: list[str] = []
+
+    def throttle_first_try(real: Any, payload: dict[str, Any]) -> Any:
+        if payload["message"]["mailKey"] == THROTTLED["mailKey"] and not throttled_once:
+            throttled_once.append("thrown")
+            raise SesThrottledError("Maximum sending rate exceeded")
+        return real(payload)
+
+    harness.wrap_sender(throttle_first_try)
+    harness.wait_for(harness.send(WELCOME, {"terms.txt": TERMS}))
+    harness.wait_for(harness.send(WELCOME, {"terms.txt": TERMS}))
+    harness.wait_for(harness.send(MISSING), harness.send(THROTTLED))
+    return Scenario(harness, harness.twin.console_url)
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
+    twin = LocalTwin(twin_config(), outbox=tmp_path_factory.mktemp("outbox"), time_scale=0.01)
+    twin.start()
+    try:
+        yield start_scenario(Harness(twin))
+    finally:
+        twin.stop()

@@ -1,0 +1,244 @@
+"""The console's JSON API on a running twin: runs, their graph and path, the outbox and the DLQ."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import requests
+
+from tests.console.conftest import MISSING, TERMS, WELCOME, Scenario
+from twin.console.graph import END, START, build_graph, cluster_id
+
+ASL = json.loads((Path(__file__).parents[2] / "statemachine" / "stepmail.asl.json").read_text())
+
+
+def detail(scenario: Scenario, run: dict) -> dict:
+    return scenario.api(f"/executions/{quote(run['executionArn'], safe='')}")
+
+
+# ---------------------------------------------------------------------------- the graph
+def test_graph_has_every_state_of_the_asl_file_with_its_exits() -> None:
+    # Given the ASL file
+    # When it is turned into the console's graph
+    graph = build_graph(ASL)
+
+    # Then every state (the Map's own included) is a node, in a box with its iterations
+    ids = {node["id"] for node in graph["nodes"]}
+    nested = ASL["States"]["Resolve Attachments"]["ItemProcessor"]["States"]
+    assert ids == {*ASL["States"], *nested, START, END, cluster_id("Resolve Attachments")}
+    parents = {node["id"]: node["parent"] for node in graph["nodes"]}
+    assert parents["Head Attachment"] == parents["Resolve Attachments"] == cluster_id("Resolve Attachments")
+    # And every exit is an edge of its kind: Next, Choice, Default, Catch (with its errors), iterate
+    edges = {(e["source"], e["target"], e["kind"]): e["label"] for e in graph["edges"]}
+    assert (START, "Acquire Lock", "next") in edges
+    assert ("Already Sent?", "Skip Duplicate", "choice") in edges
+    assert edges[("Already Sent?", "Lock Busy", "default")] == "default"
+    catch_to_dlq = ("Resolve Attachments", "Release Lock Before Dead-Letter", "catch")
+    assert edges[catch_to_dlq] == "S3.NoSuchKeyException"
+    assert ("Resolve Attachments", "Head Attachment", "iterate") in edges
+    assert ("Dead-Lettered", END, "next") in edges
+    catches = sum(len(state.get("Catch", [])) for state in ASL["States"].values())
+    assert sum(1 for e in graph["edges"] if e["kind"] == "catch") == catches
+
+
+def test_graph_endpoint_serves_the_twins_definition(scenario: Scenario) -> None:
+    # Given a running twin
+    # When the page asks for the graph
+    graph = scenario.api("/graph")
+
+    # Then it is the graph of the definition the twin runs (the ASL file with its placeholders filled)
+    assert {node["id"] for node in graph["nodes"]} == {node["id"] for node in build_graph(ASL)["nodes"]}
+
+
+# ---------------------------------------------------------------------------- executions
+def test_executions_list_newest_first_with_status_recipients_and_duration(scenario: Scenario) -> None:
+    # Given a sent email, its duplicate, a dead-lettered one and one sent after a retry
+    # When the console lists the runs
+    listing = scenario.api("/executions")
+
+    # Then each run is there, newest first, with what it was and how it ended
+    runs = listing["executions"]
+    assert [run["startDate"] for run in runs] == sorted((run["startDate"] for run in runs), reverse=True)
+    by_status = sorted((run["mailKey"], run["status"]) for run in runs)
+    assert by_status == [
+        ("invoice-2", "dead-lettered"),
+        ("retry-3", "succeeded"),
+        ("welcome-1", "duplicate"),
+        ("welcome-1", "succeeded"),
+    ]
+    welcome = next(run for run in runs if run["status"] == "duplicate")
+    assert welcome["recipients"] == ["Jane <jane@example.org>", "ops@example.org"]
+    assert all(run["durationMs"] is not None and run["durationMs"] >= 0 for run in runs)
+    assert listing["counts"]["succeeded"] == 2 and listing["counts"]["dead-lettered"] == 1
+    dead = next(run for run in runs if run["status"] == "dead-lettered")
+    assert dead["error"] == "DeadLetteredError" and "Not Found" in dead["cause"]
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"status": "duplicate"}, [("welcome-1", "duplicate")]),
+        ({"q": "INVOICE"}, [("invoice-2", "dead-lettered")]),
+        ({"q": "carol@"}, [("retry-3", "succeeded")]),
+        ({"status": "succeeded", "q": "welcome"}, [("welcome-1", "succeeded")]),
+        ({"status": "failed"}, []),
+    ],
+)
+def test_executions_filters(scenario: Scenario, params: dict, expected: list) -> None:
+    # Given the four runs
+    # When the list is filtered by status and/or text (mail key or recipient, any case)
+    runs = scenario.api("/executions", **params)["executions"]
+
+    # Then only the matching runs are listed, while the total still counts them all
+    assert [(run["mailKey"], run["status"]) for run in runs] == expected
+    assert scenario.api("/executions", **params)["total"] == 4
+
+
+def test_sent_run_shows_its_path_map_iterations_and_state_data(scenario: Scenario) -> None:
+    # Given the sent welcome email's run
+    run = detail(scenario, scenario.run_of("welcome-1", "succeeded"))
+
+    # Then its path is the happy path, into the Map's iteration and out of it
+    path = {tuple(pair) for pair in run["path"]}
+    assert {
+        (START, "Acquire Lock"),
+        ("Acquire Lock", "Resolve Attachments"),
+        ("Resolve Attachments", "Head Attachment"),
+        ("Resolve Attachments", "Render And Send"),
+        ("Render And Send", "Mark Sent"),
+        ("Mark Sent", "Email Sent"),
+        ("Email Sent", END),
+    } == path
+    # And each state has its input, output, attempts and time; the Map's one iteration succeeded
+    visits = {visit["name"]: visit for visit in run["visits"]}
+    head = visits["Head Attachment"]
+    assert (head["map"], head["iteration"]) == ("Resolve Attachments", 0)
+    assert head["input"] == {"mailKey": "welcome-1", "name": "terms.txt"}
+    assert head["output"]["object"]["size"] == len(TERMS)
+    assert visits["Render And Send"]["attempts"] == 1 and visits["Render And Send"]["errors"] == []
+    assert visits["Email Sent"]["output"]["outcome"] == "sent"
+    assert all(visit["durationMs"] >= 0 for visit in run["visits"])
+    assert run["iterations"] == [{"map": "Resolve Attachments", "index": 0, "status": "succeeded"}]
+    assert run["input"]["message"]["subject"] == WELCOME["subject"]
+
+
+def test_duplicate_run_takes_the_choice_to_skip(scenario: Scenario) -> None:
+    # Given the duplicate's run
+    run = detail(scenario, scenario.run_of("welcome-1", "duplicate"))
+
+    # Then Acquire Lock failed its condition (caught, not retried) and the Choice skipped the send
+    path = {tuple(pair) for pair in run["path"]}
+    assert {("Acquire Lock", "Read Lock"), ("Already Sent?", "Skip Duplicate"), ("Skip Duplicate", END)} <= (
+        path
+    )
+    acquire = next(visit for visit in run["visits"] if visit["name"] == "Acquire Lock")
+    assert acquire["attempts"] == 1
+    assert [error["error"] for error in acquire["errors"]] == ["DynamoDB.ConditionalCheckFailedException"]
+    assert "Render And Send" not in {visit["name"] for visit in run["visits"]}
+
+
+def test_dead_lettered_run_shows_the_catch_and_the_error(scenario: Scenario) -> None:
+    # Given the run whose attachment is missing
+    run = detail(scenario, scenario.run_of("invoice-2", "dead-lettered"))
+
+    # Then the failed iteration carries the S3 error and the path follows the Catch to the DLQ
+    head = next(visit for visit in run["visits"] if visit["name"] == "Head Attachment")
+    assert [error["error"] for error in head["errors"]] == ["S3.NoSuchKeyException"]
+    assert run["iterations"] == [{"map": "Resolve Attachments", "index": 0, "status": "failed"}]
+    path = {tuple(pair) for pair in run["path"]}
+    assert ("Resolve Attachments", "Release Lock Before Dead-Letter") in path
+    assert ("Send To Dead-Letter Queue", "Dead-Lettered") in path
+    assert ("Resolve Attachments", "Render And Send") not in path
+
+
+def test_retried_state_counts_its_attempts_and_errors(scenario: Scenario) -> None:
+    # Given the run whose first send was throttled
+    run = detail(scenario, scenario.run_of("retry-3", "succeeded"))
+
+    # Then Render And Send shows two attempts and the throttling error, and the run still succeeded
+    send = next(visit for visit in run["visits"] if visit["name"] == "Render And Send")
+    assert send["attempts"] == 2
+    assert [error["error"] for error in send["errors"]] == ["SesThrottledError"]
+    assert run["outcome"] == "sent"
+
+
+def test_unknown_execution_and_route_are_json_404s(scenario: Scenario) -> None:
+    # When the console is asked for what does not exist
+    missing = requests.get(f"{scenario.console}/api/executions/arn:nope", timeout=10)
+    unknown = requests.get(f"{scenario.console}/api/nothing", timeout=10)
+
+    # Then it answers 404 with a JSON reason, and the AWS endpoint on the same port is untouched
+    assert missing.status_code == unknown.status_code == 404
+    assert "no execution" in missing.json()["message"]
+    assert scenario.harness.sqs.list_queues()["QueueUrls"]
+
+
+# ---------------------------------------------------------------------------- the page
+def test_page_and_its_layout_library_are_served_locally(scenario: Scenario) -> None:
+    # When the browser loads the page and its scripts
+    page = requests.get(scenario.console, timeout=10)
+    dagre = requests.get(f"{scenario.console}/static/vendor/dagre.min.js", timeout=10)
+    escape = requests.get(f"{scenario.console}/static/../app.py", timeout=10)
+
+    # Then they come from the twin itself (no CDN), and nothing outside static/ is served
+    assert page.status_code == 200 and "/console/static/console.js" in page.text
+    assert "http" not in page.text.replace("http-equiv", "")
+    assert dagre.status_code == 200 and "dagre" in dagre.text[:200], "run `make setup` to vendor dagre"
+    assert escape.status_code == 404
+
+
+# ---------------------------------------------------------------------------- the outbox
+def test_outbox_renders_each_sent_email(scenario: Scenario) -> None:
+    # Given two emails sent (the welcome email once, despite its duplicate)
+    emails = scenario.api("/outbox")["emails"]
+    assert sorted(email["subject"] for email in emails) == ["Later", "Welcome aboard"]
+    welcome = next(email for email in emails if email["subject"] == "Welcome aboard")
+
+    # When one is opened
+    email = scenario.api(f"/outbox/{welcome['messageId']}")
+
+    # Then its headers, text, HTML flag and attachments (with sizes) are shown
+    headers = dict(email["headers"])
+    assert headers["Subject"] == "Welcome aboard"
+    assert headers["To"] == "Jane <jane@example.org>" and headers["Cc"] == "ops@example.org"
+    assert email["text"].strip() == WELCOME["body"]
+    assert email["hasHtml"] is True
+    assert email["attachmentList"] == [
+        {"index": 0, "filename": "terms.txt", "contentType": "text/plain", "size": len(TERMS)}
+    ]
+
+
+def test_outbox_html_is_sandboxed_and_attachments_download(scenario: Scenario) -> None:
+    # Given the welcome email
+    (welcome,) = [e for e in scenario.api("/outbox")["emails"] if e["subject"] == "Welcome aboard"]
+    base = f"{scenario.console}/api/outbox/{welcome['messageId']}"
+
+    # When its HTML part and its attachment are fetched
+    html = requests.get(f"{base}/html", timeout=10)
+    download = requests.get(f"{base}/attachments/0", timeout=10)
+
+    # Then the HTML comes with a sandbox policy (its script cannot run) and the file is the original
+    assert "<h1>Hello Jane</h1>" in html.text
+    assert html.headers["Content-Security-Policy"].startswith("sandbox;")
+    assert "script-src" not in html.headers["Content-Security-Policy"]
+    assert download.content == TERMS
+    assert download.headers["Content-Disposition"] == "attachment; filename=terms.txt"
+    assert requests.get(f"{base}/attachments/7", timeout=10).status_code == 404
+
+
+# ---------------------------------------------------------------------------- the DLQ
+def test_dlq_lists_each_message_with_its_reason(scenario: Scenario) -> None:
+    # Given the dead-lettered invoice
+    # When the console lists the DLQ (twice: reading it must not consume it)
+    scenario.api("/dlq")
+    (letter,) = scenario.api("/dlq")["messages"]
+
+    # Then the letter names its mail key, its source, the error and the run that failed
+    assert letter["mailKey"] == "invoice-2"
+    assert letter["source"] == "workflow"
+    assert letter["error"] == "S3.NoSuchKeyException" and "Not Found" in letter["reason"]
+    assert letter["executionArn"] == scenario.run_of("invoice-2", "dead-lettered")["executionArn"]
+    assert letter["original"]["subject"] == MISSING["subject"]

@@ -1,0 +1,46 @@
+"""The console's DLQ actions, each on its own fresh twin (one twin per process at a time: moto's
+backends are process-wide)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import requests
+
+from tests.console.conftest import MISSING
+from tests.integration.conftest import Harness
+
+
+def test_dlq_shows_invalid_messages_from_the_starter(make_twin: Callable[..., Harness]) -> None:
+    # Given a body that is not JSON
+    harness = make_twin()
+    harness.wait_for(harness.send_raw("not json"))
+
+    # When the console lists the DLQ
+    response = requests.get(f"{harness.twin.console_url}/api/dlq", timeout=30).json()
+
+    # Then the starter's reason is shown, with no run to link to
+    (letter,) = response["messages"]
+    assert letter["source"] == "starter" and letter["error"] == "InvalidMessageError"
+    assert "not valid JSON" in letter["reason"] and letter["executionArn"] is None
+
+
+def test_redrive_sends_a_fixed_message_again(make_twin: Callable[..., Harness]) -> None:
+    pytest.importorskip("producer.operate", reason="redrive reuses producer.operate (issue 5)")
+    # Given a message dead-lettered for a missing attachment, which is then uploaded
+    harness = make_twin()
+    harness.wait_for(harness.send(MISSING))
+    harness.s3.put_object(Bucket=harness.info.bucket, Key="invoice-2/invoice.pdf", Body=b"%PDF-1.7")
+
+    # When the console's redrive button is pressed for that mail key
+    response = requests.post(
+        f"{harness.twin.console_url}/api/dlq/redrive", json={"mailKey": "invoice-2"}, timeout=30
+    )
+
+    # Then the message leaves the DLQ and the email is sent
+    assert response.status_code == 200
+    assert [item["mailKey"] for item in response.json()["redriven"]["redriven"]] == ["invoice-2"]
+    harness.idle()
+    assert [email.to for email in harness.emails] == [["bob@example.org"]]
+    assert harness.dead_letters() == []

@@ -1,0 +1,203 @@
+"""The console's WSGI application: the page, its static files and the JSON API it reads.
+
+Mounted in front of moto's application (:func:`middleware`), so the AWS endpoint and the console
+share the twin's one loopback port: ``/console`` is the page, ``/console/api/...`` the API, anything
+else goes to moto.  The API reads the twin in process: moto's Step Functions backend for runs and
+their history, ``twin.ses.sent`` for the outbox, the DLQ through SQS.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import mimetypes
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from twin.console import dead_letters, graph, outbox, runs
+
+if TYPE_CHECKING:
+    from twin.twin import LocalTwin
+
+_log = logging.getLogger(__name__)
+PREFIX = "/console"
+STATIC = Path(__file__).parent / "static"
+#: The email's HTML runs in a sandboxed frame: no scripts, no network, no same-origin access.
+_HTML_POLICY = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
+_ROUTES = Map(
+    [
+        Rule("/console", endpoint="page"),
+        Rule("/console/", endpoint="page"),
+        Rule("/console/static/<path:name>", endpoint="static"),
+        Rule("/console/api/graph", endpoint="graph"),
+        Rule("/console/api/executions", endpoint="executions"),
+        Rule("/console/api/executions/<path:arn>", endpoint="execution"),
+        Rule("/console/api/outbox", endpoint="outbox"),
+        Rule("/console/api/outbox/<message_id>", endpoint="email"),
+        Rule("/console/api/outbox/<message_id>/html", endpoint="email_html"),
+        Rule("/console/api/outbox/<message_id>/attachments/<int:index>", endpoint="attachment"),
+        Rule("/console/api/dlq", endpoint="dlq"),
+        Rule("/console/api/dlq/redrive", endpoint="redrive", methods=["POST"]),
+    ]
+)
+
+
+def middleware(twin: LocalTwin) -> Callable[[Any], Any]:
+    """A WSGI layer for :class:`twin.twin.TwinServer`: the console in front of ``app``."""
+
+    def layer(app: Any) -> Any:
+        console = Console(twin)
+
+        def dispatch(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+            path = environ.get("PATH_INFO", "")
+            if path == PREFIX or path.startswith(PREFIX + "/"):
+                return console(environ, start_response)
+            return app(environ, start_response)
+
+        return dispatch
+
+    return layer
+
+
+class Console:
+    """The console for one running twin."""
+
+    def __init__(self, twin: LocalTwin) -> None:
+        self.twin = twin
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        request = Request(environ)
+        try:
+            endpoint, values = _ROUTES.bind_to_environ(environ).match()
+            response = getattr(self, f"_{endpoint}")(request, **values)
+        except HTTPException as error:
+            response = _json({"error": error.name, "message": error.description}, status=error.code or 500)
+        except Exception as error:  # the page shows it; the twin keeps serving
+            _log.exception("console request failed: %s", request.path)
+            response = _json({"error": type(error).__name__, "message": str(error)}, status=500)
+        return response(environ, start_response)
+
+    # ------------------------------------------------------------------ page
+    def _page(self, request: Request) -> Response:
+        return self._static(request, "index.html")
+
+    def _static(self, request: Request, name: str) -> Response:
+        file = (STATIC / name).resolve()
+        if STATIC.resolve() not in file.parents or not file.is_file():
+            raise NotFound(f"no static file {name} (vendor files are copied by `make setup`)")
+        content_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        return Response(file.read_bytes(), content_type=content_type, headers={"Cache-Control": "no-cache"})
+
+    # ------------------------------------------------------------------ executions
+    def _graph(self, request: Request) -> Response:
+        return _json(graph.build_graph(self._definition()))
+
+    def _executions(self, request: Request) -> Response:
+        status, text = request.args.get("status") or None, request.args.get("q") or None
+        summaries = [runs.summarize(execution.to_describe_output()) for execution in self._runs()]
+        summaries.sort(key=lambda summary: summary["startDate"], reverse=True)
+        shown = [summary for summary in summaries if runs.matches(summary, status=status, text=text)]
+        counts = {name: sum(1 for s in summaries if s["status"] == name) for name in runs.STATUSES}
+        return _json({"executions": shown, "total": len(summaries), "counts": counts})
+
+    def _execution(self, request: Request, arn: str) -> Response:
+        execution = next((run for run in self._runs() if run.exec_arn == arn), None)
+        if execution is None:
+            raise NotFound(f"no execution {arn} (the twin keeps the latest 2,000)")
+        events = list(execution.to_history_output()["events"])
+        top_level = set(self._definition()["States"])
+        return _json(runs.detail(execution.to_describe_output(), events, top_level))
+
+    # ------------------------------------------------------------------ outbox
+    def _outbox(self, request: Request) -> Response:
+        emails = [outbox.listing(email) for email in reversed(self.twin.ses.sent)]
+        return _json({"emails": emails})
+
+    def _email(self, request: Request, message_id: str) -> Response:
+        return _json(outbox.rendered(self._sent(message_id)))
+
+    def _email_html(self, request: Request, message_id: str) -> Response:
+        html = outbox.html_part(self._sent(message_id))
+        if html is None:
+            raise NotFound("this email has no HTML part")
+        return Response(
+            html, content_type="text/html; charset=utf-8", headers={"Content-Security-Policy": _HTML_POLICY}
+        )
+
+    def _attachment(self, request: Request, message_id: str, index: int) -> Response:
+        found = outbox.attachment(self._sent(message_id), index)
+        if found is None:
+            raise NotFound(f"no attachment {index}")
+        filename, content_type, data = found
+        response = Response(data, content_type=content_type)
+        response.headers.set("Content-Disposition", "attachment", filename=filename)
+        return response
+
+    # ------------------------------------------------------------------ dead letters
+    def _dlq(self, request: Request) -> Response:
+        info = self._info()
+        return _json({"messages": dead_letters.peek(self.twin.client("sqs"), info.dlq_url)})
+
+    def _redrive(self, request: Request) -> Response:
+        info = self._info()
+        body = request.get_json(silent=True) or {}
+        try:
+            result = dead_letters.redrive(
+                self.twin.client("sqs"),
+                dlq_url=info.dlq_url,
+                queue_url=info.queue_url,
+                mail_key=body.get("mailKey") or None,
+                policy=self._sender_policy(),
+            )
+        except NotImplementedError as error:
+            return _json({"error": "Not Implemented", "message": str(error)}, status=501)
+        return _json({"redriven": result})
+
+    # ------------------------------------------------------------------ the twin
+    def _info(self) -> Any:
+        if self.twin.info is None:
+            raise NotFound("the twin is still starting")
+        return self.twin.info
+
+    def _sender_policy(self) -> Any:
+        from stepmail.core.message import SenderPolicy
+
+        config = self.twin.config
+        return SenderPolicy(
+            config.sender_identities, config.default_sender, config.sendable_configuration_sets
+        )
+
+    def _definition(self) -> dict[str, Any]:
+        return json.loads(self._state_machine().definition)
+
+    def _state_machine(self) -> Any:
+        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+        from twin.twin import ACCOUNT_ID
+
+        arn = self._info().state_machine_arn
+        backend = stepfunctions_parser_backends[ACCOUNT_ID][self.twin.region]
+        for state_machine in backend.state_machines:
+            if state_machine.arn == arn:
+                return state_machine
+        raise NotFound("the twin's state machine is gone")
+
+    def _runs(self) -> list[Any]:
+        # A copy: the twin prunes the list while runs start.
+        return list(self._state_machine().executions)
+
+    def _sent(self, message_id: str) -> Any:
+        for email in list(self.twin.ses.sent):
+            if email.message_id == message_id:
+                return email
+        raise NotFound(f"no sent email {message_id}")
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(json.dumps(data, default=str), status=status, content_type="application/json")
