@@ -7,16 +7,30 @@ STAMP := $(VENV)/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := true
 
-.PHONY: setup demo test test-long lint format typecheck pr synth deploy serve lock clean
+CONSOLE_VENDOR := twin/console/static/vendor/dagre.min.js
 
-setup: $(STAMP)
+.PHONY: setup demo test test-long lint format typecheck pr synth deploy serve lock clean bench chromium
 
-$(STAMP): requirements.txt functions/requirements.txt pyproject.toml package.json package-lock.json
+setup: $(STAMP) $(CONSOLE_VENDOR) chromium
+
+# The console's graph layout library, from the pinned npm package (no CDN at run time).
+$(CONSOLE_VENDOR): $(STAMP)
+	mkdir -p $(@D) && cp node_modules/@dagrejs/dagre/dist/dagre.min.js $@
+
+# The console's browser test drives Debian's chromium through Playwright (which downloads no browser).
+chromium:
+	@test -x /usr/bin/chromium || { $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq chromium; }
+
+$(STAMP): requirements.txt requirements-checkov.txt functions/requirements.txt pyproject.toml package.json package-lock.json
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	npm ci --no-audit --no-fund --loglevel=error
+	# checkov pins an older boto3 than the project: it gets a virtualenv of its own.
+	test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	touch $(STAMP)
 
 demo: setup  ## the whole pipeline on the local twin, with a report
@@ -27,6 +41,9 @@ test: setup  ## every test: unit, integration (the twin), infrastructure (synth,
 
 test-long: setup  ## the long variants too
 	STEPMAIL_LONG_TESTS=1 $(BIN)/python -m pytest -n 2 --dist loadfile
+
+bench: setup  ## every benchmark (memory, cold start, throughput, rate control, cost); rewrites docs/performance.md
+	$(BIN)/python bench/report.py
 
 lint: setup
 	$(BIN)/ruff check .
@@ -57,4 +74,4 @@ lock:  ## re-pin requirements.txt from a fresh resolve
 	 /tmp/stepmail-lock/bin/pip freeze | sort) > requirements.txt
 
 clean:
-	rm -rf $(VENV) node_modules cdk.out .stepmail .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-checkov node_modules cdk.out .stepmail .pytest_cache .mypy_cache .ruff_cache twin/console/static/vendor test-artifacts

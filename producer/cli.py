@@ -4,6 +4,10 @@
     stepmail schema                      # the message format as JSON Schema
     stepmail local serve [--port 4750]   # the local twin, until Ctrl-C
     stepmail demo                        # the twin on a scripted set of messages, with a report
+    stepmail cost [--batch-size 10] ...  # dollars per 1M emails, this design vs the original
+    stepmail dlq list | dlq redrive (--mail-key K | --all) [--dry-run]   # the dead-letter queue
+    stepmail status MAILKEY [--to ADDR]... [--json]                     # what happened to an email
+    stepmail template render NAME --data FILE                           # preview a template
 
 ``send`` goes to the local twin with ``--local`` (its info file) or ``--endpoint-url``, and to a
 deployed stack otherwise (``--stack``, read from CloudFormation outputs).
@@ -79,12 +83,63 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--config", type=Path, help="a config file (default: cdk.json's context)")
     serve.add_argument("--verbose", action="store_true", help="show the handlers' logs")
+    serve.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="POINT:EFFECT[:OPTIONS]",
+        help="inject a fault, e.g. ses.send:throttle:p=0.2 (repeatable; see twin/faults.py)",
+    )
+    serve.add_argument("--fault-seed", type=int, default=0, help="seed of the faults' probabilities")
     serve.set_defaults(run=_serve)
 
     demo = commands.add_parser("demo", help="run the twin on a scripted set of messages and report")
     demo.add_argument("--outbox", type=Path, default=DEFAULT_OUTBOX)
     demo.set_defaults(run=_demo)
+
+    cost = commands.add_parser("cost", help="dollars per 1M emails: this design vs the original, by term")
+    _add_cost_arguments(cost)
+    cost.set_defaults(run=_cost)
+    _add_operate_commands(commands)
     return parser
+
+
+def _add_operate_commands(commands: Any) -> None:
+    """``dlq list``, ``dlq redrive``, ``status`` and ``template render`` (see producer.operate)."""
+    dlq = commands.add_parser("dlq", help="the dead-letter queue").add_subparsers(
+        required=True, metavar="COMMAND"
+    )
+    dlq_list = dlq.add_parser("list", help="each dead-lettered message with its reason")
+    dlq_list.add_argument("--json", action="store_true")
+    _add_target_arguments(dlq_list)
+    dlq_list.set_defaults(run=_dlq_list)
+    dlq_redrive = dlq.add_parser("redrive", help="re-validate messages and send them back to the queue")
+    which = dlq_redrive.add_mutually_exclusive_group(required=True)
+    which.add_argument("--mail-key", metavar="K")
+    which.add_argument("--all", action="store_true")
+    dlq_redrive.add_argument("--dry-run", action="store_true", help="show what would be redriven")
+    dlq_redrive.add_argument("--json", action="store_true")
+    _add_target_arguments(dlq_redrive)
+    dlq_redrive.set_defaults(run=_dlq_redrive)
+
+    status = commands.add_parser("status", help="what happened to an email: lock, send, delivery, DLQ")
+    status.add_argument("mail_key", metavar="MAILKEY")
+    status.add_argument(
+        "--to", action="append", default=[], metavar="ADDR", help="every recipient: to, cc, bcc (repeatable)"
+    )
+    status.add_argument("--json", action="store_true")
+    _add_target_arguments(status)
+    status.set_defaults(run=_status)
+
+    template = commands.add_parser("template", help="email templates").add_subparsers(
+        required=True, metavar="COMMAND"
+    )
+    render = template.add_parser("render", help="preview a template with data, as the sender renders it")
+    render.add_argument("name", metavar="NAME")
+    render.add_argument("--data", type=Path, metavar="FILE", help="templateData as a JSON file")
+    render.add_argument("--templates", type=Path, default=REPO_ROOT / "templates", metavar="DIR")
+    render.add_argument("--json", action="store_true")
+    render.set_defaults(run=_template_render)
 
 
 def _add_target_arguments(parser: argparse.ArgumentParser) -> None:
@@ -159,6 +214,7 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from twin.faults import Fault, FaultInjector
     from twin.twin import DEFAULT_PORT, LocalTwin
 
     twin = LocalTwin(
@@ -167,11 +223,13 @@ def _serve(args: argparse.Namespace) -> int:
         outbox=args.outbox,
         ses_max_send_rate=args.ses_max_send_rate,
         handler_log_level="INFO" if args.verbose else "WARNING",
+        faults=FaultInjector([Fault.parse(text) for text in args.fault], seed=args.fault_seed),
     )
     info = twin.start()
     args.info_file.parent.mkdir(parents=True, exist_ok=True)
     args.info_file.write_text(info.to_json(), encoding="utf-8")
     print(f"stepmail twin ready on {info.endpoint_url}  (info: {args.info_file}, outbox: {info.outbox})")
+    print(f"  console: {twin.console_url}")
     print(
         f"  aws --endpoint-url {info.endpoint_url} sqs send-message"
         f" --queue-url {info.queue_url} --message-body ..."
@@ -186,6 +244,111 @@ def _serve(args: argparse.Namespace) -> int:
         pass
     finally:
         twin.stop()
+    return 0
+
+
+def _add_cost_arguments(parser: argparse.ArgumentParser) -> None:
+    from dataclasses import fields
+
+    from producer.cost import Workload
+
+    defaults = Workload()
+    for field in fields(Workload):
+        default = getattr(defaults, field.name)
+        flag = "--" + field.name.replace("_", "-")
+        parser.add_argument(flag, type=type(default), default=default, help=f"default {default}")
+    parser.add_argument("--json", action="store_true", help="the terms as JSON")
+
+
+def _cost(args: argparse.Namespace) -> int:
+    from dataclasses import asdict, fields
+
+    from producer.cost import Workload, compare, render_table
+
+    workload = Workload(**{field.name: getattr(args, field.name) for field in fields(Workload)})
+    comparison = compare(workload)
+    if args.json:
+        bills = {"stepmail": asdict(comparison.stepmail), "original": asdict(comparison.original)}
+        print(json.dumps({"workload": asdict(workload), **bills, "overhead": comparison.overhead}))
+    else:
+        print(render_table(comparison))
+        print(f"orchestration overhead: ${comparison.overhead:,.2f} per 1M emails (goal: <= $5.00)")
+    return 0
+
+
+def _resources(args: argparse.Namespace) -> Any:
+    from producer.operate import Resources
+
+    if args.info_file or args.local:
+        return Resources.from_info_file(args.info_file or DEFAULT_INFO_FILE)
+    if args.endpoint_url:
+        target, prefix = _target(args), _load_config().stack_name.lower()
+        dlq_url = target.queue_url.rsplit("/", 1)[0] + f"/{prefix}-dead-letters"
+        return Resources(target.queue_url, dlq_url, f"{prefix}-locks", target.region, target.endpoint_url)
+    config = _load_config()
+    return Resources.from_stack(args.stack or config.stack_name, region=args.region or config.region)
+
+
+def _dlq_list(args: argparse.Namespace) -> int:
+    from producer.operate import list_dead_letters, render_letters
+
+    resources = _resources(args)
+    letters = list_dead_letters(resources.client("sqs"), resources.dlq_url)
+    print(json.dumps([letter.summary() for letter in letters]) if args.json else render_letters(letters))
+    return 0
+
+
+def _dlq_redrive(args: argparse.Namespace) -> int:
+    from stepmail.core.message import SenderPolicy
+
+    from producer.operate import redrive, render_redrive
+
+    resources, config = _resources(args), _load_config()
+    policy = SenderPolicy(config.sender_identities, config.default_sender, config.sendable_configuration_sets)
+    report = redrive(
+        resources.client("sqs"),
+        dlq_url=resources.dlq_url,
+        queue_url=resources.queue_url,
+        mail_key=args.mail_key,
+        all=args.all,
+        dry_run=args.dry_run,
+        policy=policy,
+    )
+    print(json.dumps(report.summary()) if args.json else render_redrive(report))
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from producer.operate import email_status, render_status
+
+    resources = _resources(args)
+    records = email_status(
+        resources.client("dynamodb"),
+        resources.client("sqs"),
+        table=resources.table,
+        dlq_url=resources.dlq_url,
+        mail_key=args.mail_key,
+        recipients=args.to or None,
+    )
+    print(json.dumps([record.summary() for record in records]) if args.json else render_status(records))
+    return 0
+
+
+def _template_render(args: argparse.Namespace) -> int:
+    from stepmail.adapters.templates import DirectoryTemplates
+    from stepmail.core.templates import render_template
+
+    data = json.loads(args.data.read_text(encoding="utf-8")) if args.data else {}
+    if not isinstance(data, dict):
+        raise SystemExit("stepmail template render: --data must hold a JSON object")
+    parts = DirectoryTemplates(args.templates).parts(args.name)
+    rendered = render_template(parts, data, name=args.name)
+    if args.json:
+        print(json.dumps({"subject": rendered.subject, "body": rendered.body, "html": rendered.html}))
+    else:
+        print(f"Subject: {rendered.subject}\n\n{rendered.body}")
+        if rendered.html is not None:
+            print(f"--- HTML ---\n{rendered.html}")
     return 0
 
 

@@ -12,6 +12,8 @@ exactly because these are internals, and the integration tests are what catch an
 5. Retry waits sleep in real time: scale them, and record each computed wait for the tests.
 6. A new boto3 client per task costs ~12 ms: cache one per service, aimed at the twin.
 7. Every finished execution is kept forever: keep the newest ``MAX_EXECUTIONS`` per state machine.
+8. ``dynamodb:*`` errors are named after the error code (``DynamoDB.InternalServerError``); AWS names
+   them after the SDK's exception class (``DynamoDB.InternalServerErrorException``).
 """
 
 from __future__ import annotations
@@ -37,9 +39,14 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service_aws_sdk as aws_sdk_service,
 )
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service_dynamodb as dynamodb_service,
+)
 from moto.stepfunctions.parser.backend.execution import SyncExecution
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.responses import StepFunctionResponse
+
+from twin import speedups
 
 MAX_EXECUTIONS = 2000
 
@@ -105,6 +112,8 @@ def install(hooks: InterpreterHooks) -> None:
         _patch_aws_sdk_error_names()
         _patch_retry_clock()
         _patch_client_cache()
+        _patch_dynamodb_error_names()
+        speedups.install()  # parse each definition once (twin/speedups.py)
 
 
 def hooks() -> InterpreterHooks:
@@ -127,8 +136,10 @@ def _start_sync_execution(
         name=name,
         sm_type=clone.sm_type,
         role_arn=clone.roleArn,
-        exec_arn=f"arn:{backend.partition}:states:{backend.region_name}:{backend.account_id}:express:"
-        f"{state_machine.name}:{name}:{uuid.uuid4()}",
+        # AWS names Express runs `...:express:<machine>:<name>:<id>`; moto's DescribeExecution,
+        # GetExecutionHistory and StopExecution only parse `...:execution:<machine>:<name>`.
+        exec_arn=f"arn:{backend.partition}:states:{backend.region_name}:{backend.account_id}:execution:"
+        f"{state_machine.name}:{name}",
         account_id=backend.account_id,
         region_name=backend.region_name,
         state_machine=clone,
@@ -244,6 +255,8 @@ def _patch_aws_sdk_error_names() -> None:
     original = aws_sdk_service.StateTaskServiceAwsSdk._from_error
 
     def _from_error(self: Any, env: Any, ex: Exception) -> FailureEvent:
+        if isinstance(ex, ClientError):  # botocore leaves it out for S3 HEAD errors; moto requires it
+            ex.response.setdefault("ResponseMetadata", {}).setdefault("RequestId", "")
         event = original(self, env, ex)
         if isinstance(ex, ClientError):
             name = _aws_error_name(self._get_boto_service_name(), ex)
@@ -300,3 +313,14 @@ def _patch_client_cache() -> None:
         name = getattr(module, "__name__", "")
         if name.startswith("moto.stepfunctions.parser") and hasattr(module, "boto_client_for"):
             module.boto_client_for = boto_client_for
+
+
+# ---------------------------------------------------------------------------- 8. dynamodb error names
+def _patch_dynamodb_error_names() -> None:
+    original = dynamodb_service.StateTaskServiceDynamoDB._error_cause_from_client_error
+
+    def error_cause(client_error: ClientError) -> tuple[str, str]:
+        error, cause = original(client_error)
+        return (error if error.endswith("Exception") else f"{error}Exception"), cause
+
+    dynamodb_service.StateTaskServiceDynamoDB._error_cause_from_client_error = staticmethod(error_cause)  # type: ignore[method-assign]

@@ -88,6 +88,7 @@ class TwinSes:
     rate: SendingRate = field(default_factory=lambda: SendingRate(None))
     sent: list[SentEmail] = field(default_factory=list)
     throttled: int = 0
+    on_accept: Any = None  # called with each accepted SentEmail (the mailbox simulator, twin/simulator.py)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def send_raw(self, params: dict[str, Any]) -> str:
@@ -138,6 +139,8 @@ class TwinSes:
             self.sent.append(email)
             if self.outbox:
                 self._index(email)
+        if self.on_accept:
+            self.on_accept(email)
         return email
 
     def _write(self, message_id: str, raw: bytes, now: datetime) -> Path:

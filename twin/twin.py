@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,17 +26,20 @@ from typing import Any
 import boto3
 import requests
 from botocore.config import Config
-from moto.server import ThreadedMotoServer
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from stepmail.adapters.ses import SES_CLIENT_CONFIG
 from stepmail.adapters.sfn import SYNC_CLIENT_CONFIG
 from stepmail.core.starting import StartReport
 from stepmail.handlers import sender as sender_handler
 from stepmail.handlers import starter as starter_handler
 from stepmail.settings import SenderSettings, StarterSettings
+from werkzeug.serving import make_server
 
 from infra.config import StepmailConfig
 from infra.definition import render_definition
-from twin import patches, ses
+from twin import console, patches, ses, simulator
+from twin.faults import FaultInjector
 from twin.poller import QueuePoller
 
 ACCOUNT_ID = "123456789012"
@@ -93,6 +97,24 @@ class ObservedStarter(starter_handler.Starter):
         return report
 
 
+class TwinServer(ThreadedMotoServer):
+    """moto's threaded server with WSGI layers in front of its application (faults, the console...)."""
+
+    def __init__(self, port: int, layers: list[Callable[[Any], Any]]) -> None:
+        super().__init__(ip_address="127.0.0.1", port=port, verbose=False)
+        self.layers = layers
+
+    def _server_entry(self) -> None:
+        app: Any = DomainDispatcherApplication(create_backend_app)
+        for layer in self.layers:
+            app = layer(app)
+        self._server = make_server(
+            self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
+        )
+        self._server_ready_event.set()
+        self._server.serve_forever()
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -111,6 +133,7 @@ class LocalTwin:
         ses_max_send_rate: float | None = None,
         time_scale: float = 1.0,
         visibility_timeout_seconds: int | None = None,
+        faults: FaultInjector | None = None,
         handler_log_level: str = "WARNING",
     ) -> None:
         """
@@ -122,6 +145,8 @@ class LocalTwin:
         visibility_timeout_seconds
             Overrides the queue's visibility timeout (the config's is >= 6 x the starter's timeout, i.e.
             minutes): lets tests see redeliveries in seconds.
+        faults
+            The fault schedule (see :mod:`twin.faults`); add to ``twin.faults`` at any time.
         """
         self.config = config
         self.port = port or free_port()
@@ -129,15 +154,23 @@ class LocalTwin:
         self.region = config.region
         self.outbox = outbox
         self.journal = Journal()
+        self.faults = faults or FaultInjector()
+        #: WSGI layers put in front of moto's application, outermost last.
+        self.layers: list[Callable[[Any], Any]] = [self.faults.middleware]
+        # The console is outermost: injected faults never hit it.
+        self.layers.append(console.middleware(self))
+        self.console_url = f"{self.endpoint_url}/console"
         self.hooks = patches.InterpreterHooks(endpoint_url=self.endpoint_url, time_scale=time_scale)
-        self.ses = ses.TwinSes(ACCOUNT_ID, self.region, outbox, ses.SendingRate(ses_max_send_rate))
+        quota = ses_max_send_rate if ses_max_send_rate is not None else config.ses_max_send_rate
+        self.ses = ses.TwinSes(ACCOUNT_ID, self.region, outbox, ses.SendingRate(quota))
         self._handler_log_level = handler_log_level
         self._visibility_timeout_seconds = (
             visibility_timeout_seconds or config.queue_visibility_timeout_seconds
         )
-        self._server: ThreadedMotoServer | None = None
+        self._server: TwinServer | None = None
         self._poller: QueuePoller | None = None
         self.info: TwinInfo | None = None
+        self.simulator: simulator.MailboxSimulator | None = None  # SES events -> tracker (twin/simulator.py)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> TwinInfo:
@@ -147,7 +180,7 @@ class LocalTwin:
         logging.getLogger("moto").setLevel(logging.CRITICAL)
         logging.getLogger("stepmail").setLevel(self._handler_log_level)
         os.environ.setdefault("AWS_DEFAULT_REGION", self.region)
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server = TwinServer(self.port, self.layers)
         self._server.start()
         requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=10)
         requests.post(f"{self.endpoint_url}/moto-api/config", json=_MOTO_CONFIG, timeout=10)
@@ -157,9 +190,12 @@ class LocalTwin:
             self.outbox.mkdir(parents=True, exist_ok=True)
         self.info = self._create_resources()
         self._start_functions(self.info)
+        self.simulator = simulator.install(self)
         return self.info
 
     def stop(self) -> None:
+        if self.simulator:
+            self.simulator.stop()
         if self._poller:
             self._poller.stop()
             self._poller = None
@@ -297,12 +333,12 @@ class LocalTwin:
         sender_env = config.sender_settings(attachments_bucket=info.bucket).to_environment()
         sender = sender_handler.build_sender(
             SenderSettings.from_environ(sender_env),
-            s3_client=self.client("s3"),
-            ses_client=self.client("sesv2", SES_CLIENT_CONFIG),
+            s3_client=self.faults.instrument(self.client("s3")),
+            ses_client=self.faults.instrument(self.client("sesv2", SES_CLIENT_CONFIG)),
         )
         sender_context = patches.lambda_context(names["sender"])
-        self.hooks.functions[self._sender_arn] = lambda payload: sender_handler.handler(
-            payload, sender_context, sender=sender
+        self.hooks.functions[self._sender_arn] = self.faults.around_sender(
+            lambda payload: sender_handler.handler(payload, sender_context, sender=sender)
         )
 
         starter_env = config.starter_settings(
@@ -333,7 +369,9 @@ class LocalTwin:
             queue_url=info.queue_url,
             queue_arn=queue_arn,
             region=self.region,
-            handler=lambda event: starter_handler.handler(event, starter_context, starter=starter),
+            handler=self.faults.around_starter(
+                lambda event: starter_handler.handler(event, starter_context, starter=starter)
+            ),
             batch_size=config.batch_size,
             batching_window_seconds=config.batching_window_seconds,
             max_concurrency=config.max_concurrency,

@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import boto3
@@ -22,6 +24,30 @@ from twin.twin import free_port
 from .conftest import twin_config
 
 STEPMAIL = [sys.executable, "-m", "producer.cli"]
+
+
+@contextmanager
+def served(tmp_path: Path, *options: str) -> Iterator[tuple[dict, Path]]:
+    """`stepmail local serve` in its own process: yields its info file's content and its outbox;
+    stops it with SIGTERM and checks that it exits cleanly."""
+    info_file, outbox, port = tmp_path / "twin.json", tmp_path / "outbox", free_port()
+    command = [*STEPMAIL, "local", "serve", "--port", str(port), "--info-file", str(info_file)]
+    server = subprocess.Popen(
+        [*command, "--outbox", str(outbox), *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not info_file.exists() and time.monotonic() < deadline and server.poll() is None:
+            time.sleep(0.1)
+        info = json.loads(info_file.read_text())
+        assert info["endpoint_url"] == f"http://127.0.0.1:{port}"
+        yield info, outbox
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
 
 
 def test_schema_prints_the_message_json_schema(capsys) -> None:
@@ -38,29 +64,8 @@ def test_schema_prints_the_message_json_schema(capsys) -> None:
 
 def test_local_serve_runs_until_terminated_and_accepts_any_sdk_producer(tmp_path: Path) -> None:
     # Given `stepmail local serve` running in its own process
-    info_file, outbox, port = tmp_path / "twin.json", tmp_path / "outbox", free_port()
-    server = subprocess.Popen(
-        [
-            *STEPMAIL,
-            "local",
-            "serve",
-            "--port",
-            str(port),
-            "--info-file",
-            str(info_file),
-            "--outbox",
-            str(outbox),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not info_file.exists() and time.monotonic() < deadline and server.poll() is None:
-            time.sleep(0.1)
-        info = json.loads(info_file.read_text())
-        assert info["endpoint_url"] == f"http://127.0.0.1:{port}"
+    with served(tmp_path) as (info, outbox):
+        info_file = tmp_path / "twin.json"
 
         # When a plain boto3 producer sends a message in the original format
         sqs = boto3.client("sqs", endpoint_url=info["endpoint_url"], region_name=info["region"])
@@ -114,10 +119,6 @@ def test_local_serve_runs_until_terminated_and_accepts_any_sdk_producer(tmp_path
         assert sorted(str(message["Subject"]) for message in emails) == ["Notes", "Ünïcode"]
         index = [json.loads(line) for line in (outbox / "index.jsonl").read_text().splitlines()]
         assert sorted(entry["to"][0] for entry in index) == ["ana@customer.example", "ops@customer.example"]
-    finally:
-        # And SIGTERM stops it cleanly
-        server.send_signal(signal.SIGTERM)
-        assert server.wait(timeout=30) == 0
 
 
 def test_send_refuses_an_invalid_message_before_uploading_anything(tmp_path: Path, capsys) -> None:
@@ -165,3 +166,23 @@ def test_demo_reports_every_message_in_its_place(tmp_path: Path, capsys) -> None
     for expected in ("duplicate", "dead-lettered", "rejected", "S3.NoSuchKeyException", "U+000D"):
         assert expected in out
     assert os.fspath(tmp_path / "outbox") in out
+
+
+def test_local_serve_injects_the_faults_it_is_given(tmp_path: Path) -> None:
+    # Given the twin served with SES throttling the first two sends
+    with served(tmp_path, "--fault", "ses.send:throttle:times=2") as (info, outbox):
+        # When a message is sent
+        sqs = boto3.client("sqs", endpoint_url=info["endpoint_url"], region_name=info["region"])
+        sqs.send_message(
+            QueueUrl=info["queue_url"],
+            MessageBody=json.dumps(
+                {"mailKey": "fault-1", "toAddress": "ops@customer.example", "body": "hello"}
+            ),
+        )
+
+        # Then it still arrives, once, after the throttled attempts were retried
+        deadline = time.monotonic() + 60
+        while not list(outbox.glob("*.eml")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        assert len(list(outbox.glob("*.eml"))) == 1
