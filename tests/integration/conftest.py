@@ -108,6 +108,17 @@ class Harness:
             )
         return list(seen.values())
 
+    def emails_per_lock_key(self) -> dict[str, int]:
+        """Emails sent, counted per lock key: matched through the SES message ids Mark Sent recorded
+        (an email with no record counts under ``unrecorded:<id>``)."""
+        items = self.dynamodb.scan(TableName=self.info.table)["Items"]
+        key_of = {item["messageId"]["S"]: item["pk"]["S"] for item in items if "messageId" in item}
+        counts: dict[str, int] = {}
+        for email in self.emails:
+            key = key_of.get(email.message_id, f"unrecorded:{email.message_id}")
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
     def lock(self, lock_key: str) -> dict[str, Any] | None:
         item = self.dynamodb.get_item(
             TableName=self.info.table, Key={"pk": {"S": lock_key}}, ConsistentRead=True

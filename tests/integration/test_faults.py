@@ -34,23 +34,12 @@ def _assert_one_place(twin, *queue_message_ids: str) -> list[StartReport]:
     twin.idle(timeout=60)  # redeliveries too: then each message's last outcome is final
     reports = twin.wait_for(*queue_message_ids)
     assert all(report.outcome in HANDLED for report in reports)
-    emails_per_key = _emails_per_lock_key(twin)
+    emails_per_key = twin.emails_per_lock_key()
     assert all(count == 1 for count in emails_per_key.values()), emails_per_key
     dead_keys = {letter.get("message", {}).get("mailKey") for letter in twin.dead_letters()}
     sent_keys = {report.mail_key for report in reports if report.outcome in (Outcome.SENT, Outcome.DUPLICATE)}
     assert not (dead_keys & sent_keys)
     return reports
-
-
-def _emails_per_lock_key(twin) -> dict[str, int]:
-    """Emails counted per lock key, matched through the SES message ids the lock table recorded."""
-    items = twin.dynamodb.scan(TableName=twin.info.table)["Items"]
-    key_of = {item["messageId"]["S"]: item["pk"]["S"] for item in items if "messageId" in item}
-    counts: dict[str, int] = {}
-    for email in twin.emails:
-        key = key_of.get(email.message_id, f"unrecorded:{email.message_id}")
-        counts[key] = counts.get(key, 0) + 1
-    return counts
 
 
 # ------------------------------------------------------------------------------------------- SES

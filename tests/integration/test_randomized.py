@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import random
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,7 +120,7 @@ def test_every_message_ends_in_exactly_one_place_under_random_faults(make_twin, 
     context = (
         f"(seed={seed}; faults fired: {[(f.point, f.effect, f.fired) for f in twin.twin.faults.faults]})"
     )
-    emails_per_key = _emails_per_lock_key(twin)
+    emails_per_key = twin.emails_per_lock_key()
     letters = twin.dead_letters()
     dead_keys = {letter["message"]["mailKey"] for letter in letters if "message" in letter}
     rejected_ids = {letter.get("queueMessageId") for letter in letters if letter.get("source") == "starter"}
@@ -147,12 +146,3 @@ def test_every_message_ends_in_exactly_one_place_under_random_faults(make_twin, 
         f"{len(letters)} dead letters, "
         f"faults fired {sum(f.fired for f in twin.twin.faults.faults)} {context}"
     )
-
-
-def _emails_per_lock_key(twin) -> dict[str, int]:
-    items = twin.dynamodb.scan(TableName=twin.info.table)["Items"]
-    key_of = {item["messageId"]["S"]: item["pk"]["S"] for item in items if "messageId" in item}
-    counts: dict[str, int] = defaultdict(int)
-    for email in twin.emails:
-        counts[key_of.get(email.message_id, f"unrecorded:{email.message_id}")] += 1
-    return dict(counts)

@@ -18,7 +18,6 @@ NAMESPACE = "stepmail"
 SERVICE_DIMENSION = {"service": "stepmail"}
 EMAILS_SENT = "EmailsSent"
 ATTACHMENT_BYTES = "AttachmentBytes"
-EMAIL_BYTES = "EmailBytes"
 DUPLICATES_SKIPPED = "DuplicatesSkipped"
 DEAD_LETTERED = "DeadLettered"  # dimension "reason": invalid-message or the workflow's error name
 THROTTLED = "SesThrottled"  # each throttled send: the workflow retries it with backoff
