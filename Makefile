@@ -9,7 +9,7 @@ export CDK_DISABLE_VERSION_CHECK := true
 
 CONSOLE_VENDOR := twin/console/static/vendor/dagre.min.js
 
-.PHONY: setup demo test test-long lint format typecheck pr synth deploy serve lock clean bench chromium
+.PHONY: setup demo test test-long soak lint format typecheck pr synth deploy serve lock clean bench chromium
 
 setup: $(STAMP) $(CONSOLE_VENDOR) chromium
 
@@ -41,6 +41,15 @@ test: setup  ## every test: unit, integration (the twin), infrastructure (synth,
 
 test-long: setup  ## the long variants too
 	STEPMAIL_LONG_TESTS=1 $(BIN)/python -m pytest -n 2 --dist loadfile
+
+RUNS ?= 30
+soak: setup  ## the randomized run RUNS times in a row, each with a fresh seed (outside `make test`)
+	@passed=0; for run in $$(seq $(RUNS)); do \
+	  if $(BIN)/python -m pytest -q -p no:cacheprovider -s tests/integration/test_randomized.py > .soak.log 2>&1; \
+	  then passed=$$((passed + 1)); result=passed; else result=FAILED; fi; \
+	  echo "run $$run: $$result  $$(grep -Eo 'seed=[0-9]+ messages=[0-9]+' .soak.log | head -1)  $$(tail -1 .soak.log)"; \
+	  test $$result = passed || cp .soak.log .soak-failed-$$run.log; \
+	done; rm -f .soak.log; echo "soak: $$passed of $(RUNS) runs passed"; test $$passed -eq $(RUNS)
 
 bench: setup  ## every benchmark (memory, cold start, throughput, rate control, cost); rewrites docs/performance.md
 	$(BIN)/python bench/report.py

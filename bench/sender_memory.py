@@ -83,6 +83,7 @@ def _rss_bytes() -> int:
 def measure(port: int, size: int) -> None:
     """In a fresh process: one send of one ``size``-byte attachment; prints a JSON line."""
     import boto3
+
     from stepmail.adapters.ses import SES_CLIENT_CONFIG
     from stepmail.handlers import sender as sender_module
     from stepmail.settings import SenderSettings

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
 from stepmail.core.addresses import address_allowed, normalize_address
 from stepmail.settings import SenderSettings, StarterSettings, TrackerSettings
 

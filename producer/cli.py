@@ -299,9 +299,8 @@ def _dlq_list(args: argparse.Namespace) -> int:
 
 
 def _dlq_redrive(args: argparse.Namespace) -> int:
-    from stepmail.core.message import SenderPolicy
-
     from producer.operate import redrive, render_redrive
+    from stepmail.core.message import SenderPolicy
 
     resources, config = _resources(args), _load_config()
     policy = SenderPolicy(config.sender_identities, config.default_sender, config.sendable_configuration_sets)

@@ -25,6 +25,7 @@ from typing import Any
 
 import boto3
 from pydantic import ValidationError
+
 from stepmail.core.errors import InvalidMessageError
 from stepmail.core.message import MailMessage, check_attachment_name, describe_validation_error
 

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stepmail.core.starting import StartReport
-
 from infra.config import StepmailConfig
 from producer.client import StepmailClient, Target
+from stepmail.core.starting import StartReport
 from twin.twin import LocalTwin
 
 _PNG = base64.b64decode(
@@ -127,8 +126,8 @@ def _wait(twin: LocalTwin, items: list[Scripted], timeout: float = 90.0) -> None
     deadline = time.monotonic() + timeout
     while pending and time.monotonic() < deadline:
         for queue_message_id, item in list(pending.items()):
-            result = twin.journal.last(queue_message_id)
-            if isinstance(result, StartReport):
+            result = twin.journal.outcome(queue_message_id)
+            if result is not None and twin.journal.done(queue_message_id):
                 print(f"  {result.outcome:<15}{item.label}", flush=True)
                 del pending[queue_message_id]
         time.sleep(0.05)
@@ -167,11 +166,13 @@ def _report(items: list[Scripted], twin: LocalTwin) -> None:
     letters = _dead_letters(twin)
     rows = [("#", "message", "outcome", "detail")]
     for number, item in enumerate(items, 1):
-        result = twin.journal.last(item.queue_message_id)
-        if isinstance(result, StartReport):
+        result = twin.journal.outcome(item.queue_message_id)
+        if result is not None:
             rows.append((str(number), item.label, str(result.outcome), _detail(item, result, twin, letters)))
         else:
-            rows.append((str(number), item.label, "pending", repr(result)))
+            rows.append(
+                (str(number), item.label, "pending", repr(twin.journal.history(item.queue_message_id)))
+            )
     widths = [max(len(row[column]) for row in rows[:]) for column in range(3)]
     for index, row in enumerate(rows):
         detail = row[3] if len(row[3]) <= 100 else row[3][:97] + "..."
@@ -211,7 +212,5 @@ def run_demo(config: StepmailConfig, *, outbox: Path) -> int:
         for email in emails:
             print(f"  {email.name}  ({email.stat().st_size} bytes)")
         print(f"\nDone in {time.monotonic() - started:.1f}s.")
-        done = all(
-            isinstance(twin.journal.last(item.queue_message_id), StartReport) for item in first + second
-        )
+        done = all(twin.journal.done(item.queue_message_id) for item in first + second)
     return 0 if done else 1

@@ -17,7 +17,7 @@ Points and effects (``--fault point:effect[:times=N][:p=0.3][:match=text][:delay
 ses.send          throttle, error5xx, reject, unverified, paused, timeout, timeout-after-accept
 s3.head, s3.get   throttle (503 SlowDown), error5xx, hang (s3.head), timeout (s3.get)
 dynamodb.acquire  throttle, error5xx   (PutItem: Acquire Lock)
-dynamodb.read     throttle, error5xx   (GetItem: Read Lock)
+dynamodb.read     throttle, error5xx, slow   (GetItem: Read Lock; slow: answered ``delay`` s late)
 dynamodb.mark     throttle, error5xx   (UpdateItem: Mark Sent)
 dynamodb.release  throttle, error5xx   (DeleteItem: Release Lock)
 sender            crash, hang          (the sender Lambda dies before / while sending)
@@ -46,7 +46,7 @@ EFFECTS: dict[str, frozenset[str]] = {
     "s3.head": frozenset({"throttle", "error5xx", "hang"}),
     "s3.get": frozenset({"throttle", "error5xx", "timeout"}),
     "dynamodb.acquire": frozenset({"throttle", "error5xx"}),
-    "dynamodb.read": frozenset({"throttle", "error5xx"}),
+    "dynamodb.read": frozenset({"throttle", "error5xx", "slow"}),
     "dynamodb.mark": frozenset({"throttle", "error5xx"}),
     "dynamodb.release": frozenset({"throttle", "error5xx"}),
     "sender": frozenset({"crash", "hang"}),
@@ -160,9 +160,13 @@ class FaultInjector:
             fault = self.fire(point, subject, EFFECTS[point] - CLIENT_EFFECTS)
             if fault is None:
                 return app(environ, start_response)
-            if fault.effect == "hang":
+            if fault.effect == "hang":  # the service sees the request late
                 time.sleep(fault.delay or 30)
                 return app(environ, start_response)
+            if fault.effect == "slow":  # the service answers at once; the answer arrives late
+                answer = list(app(environ, start_response))
+                time.sleep(fault.delay or 30)
+                return answer
             status, headers, payload = _error_response(point, fault.effect)
             start_response(status, headers)
             return [payload]

@@ -47,6 +47,8 @@ class QueuePoller:
     batch_size: int
     batching_window_seconds: float
     max_concurrency: int
+    #: Called with the id of each message deleted from the queue (its delivery was handled).
+    on_deleted: Callable[[str], None] | None = None
     stats: PollerStats = field(default_factory=PollerStats)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -108,17 +110,23 @@ class QueuePoller:
             failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
             done = [message for message in messages if message["MessageId"] not in failed]
             for start in range(0, len(done), 10):
-                self.sqs.delete_message_batch(
-                    QueueUrl=self.queue_url,
-                    Entries=[
-                        {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]}
-                        for index, message in enumerate(done[start : start + 10])
-                    ],
-                )
+                self._delete(done[start : start + 10])
             self.stats.add(len(messages), len(failed))
         finally:
             with self._in_flight_lock:
                 self._in_flight -= 1
+
+    def _delete(self, messages: list[dict[str, Any]]) -> None:
+        response = self.sqs.delete_message_batch(
+            QueueUrl=self.queue_url,
+            Entries=[
+                {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]}
+                for index, message in enumerate(messages)
+            ],
+        )
+        for entry in response.get("Successful", []):
+            if self.on_deleted:
+                self.on_deleted(messages[int(entry["Id"])]["MessageId"])
 
     def _record(self, message: dict[str, Any]) -> dict[str, Any]:
         """The SQS event record Lambda builds from a received message."""

@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any
 from stepmail.core.tracking import MESSAGE_ID_INDEX, DeliveryRecordNotFoundError, RecordOutcome
 from stepmail.handlers import tracker as tracker_handler
 from stepmail.settings import TrackerSettings
-
 from twin import patches
 from twin.ses import SentEmail
 

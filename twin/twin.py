@@ -14,9 +14,7 @@ import json
 import logging
 import os
 import socket
-import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -28,18 +26,19 @@ import requests
 from botocore.config import Config
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import make_server
+
+from infra.config import StepmailConfig
+from infra.definition import render_definition
 from stepmail.adapters.ses import SES_CLIENT_CONFIG
 from stepmail.adapters.sfn import SYNC_CLIENT_CONFIG
 from stepmail.core.starting import StartReport
 from stepmail.handlers import sender as sender_handler
 from stepmail.handlers import starter as starter_handler
 from stepmail.settings import SenderSettings, StarterSettings
-from werkzeug.serving import make_server
-
-from infra.config import StepmailConfig
-from infra.definition import render_definition
 from twin import console, patches, ses, simulator
 from twin.faults import FaultInjector
+from twin.journal import Journal
 from twin.poller import QueuePoller
 
 ACCOUNT_ID = "123456789012"
@@ -64,23 +63,6 @@ class TwinInfo:
         return json.dumps(asdict(self), indent=2)
 
 
-@dataclass
-class Journal:
-    """Every starter result per queue message id, in order (a redelivered message has several)."""
-
-    results: dict[str, list[StartReport | BaseException]] = field(default_factory=lambda: defaultdict(list))
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def add(self, queue_message_id: str, result: StartReport | BaseException) -> None:
-        with self._lock:
-            self.results[queue_message_id].append(result)
-
-    def last(self, queue_message_id: str) -> StartReport | BaseException | None:
-        with self._lock:
-            found = self.results.get(queue_message_id)
-            return found[-1] if found else None
-
-
 @dataclass(frozen=True)
 class ObservedStarter(starter_handler.Starter):
     """The real starter, with each result written to the twin's journal."""
@@ -91,9 +73,9 @@ class ObservedStarter(starter_handler.Starter):
         try:
             report = super().start(record)
         except Exception as error:
-            self.journal.add(record.message_id, error)
+            self.journal.record(record.message_id, error)
             raise
-        self.journal.add(record.message_id, report)
+        self.journal.record(record.message_id, report)
         return report
 
 
@@ -375,6 +357,7 @@ class LocalTwin:
             batch_size=config.batch_size,
             batching_window_seconds=config.batching_window_seconds,
             max_concurrency=config.max_concurrency,
+            on_deleted=self.journal.deleted,
         )
         self._poller.start()
 

@@ -15,11 +15,11 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
-from stepmail.adapters import metrics as stepmail_metrics
 
 from infra import constants
 from infra.config import StepmailConfig
 from infra.constructs.monitoring import BOUNCE_RATE_METRIC, COMPLAINT_RATE_METRIC, SES_NAMESPACE
+from stepmail.adapters import metrics as stepmail_metrics
 
 _PERIOD = Duration.minutes(5)
 _WIDTH = 8  # three graphs per row (the grid is 24 wide)

@@ -15,11 +15,11 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
-from stepmail.core.addresses import normalize_address
 
 from infra import constants
 from infra.config import StepmailConfig
 from infra.constructs import nag
+from stepmail.core.addresses import normalize_address
 
 # Lambda's log levels spell WARNING as WARN.
 _APPLICATION_LOG_LEVELS = {

@@ -17,11 +17,11 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_ses as ses
 from constructs import Construct
-from stepmail.core.tracking import MESSAGE_ID_INDEX
 
 from infra import constants
 from infra.config import StepmailConfig
 from infra.constructs.functions import _PythonFunction
+from stepmail.core.tracking import MESSAGE_ID_INDEX
 
 TRACKED_EVENTS = (
     ses.EmailSendingEvent.SEND,

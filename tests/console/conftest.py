@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 import requests
-from stepmail.core.errors import SesThrottledError
 
+from stepmail.core.errors import SesThrottledError
 from tests.integration.conftest import Harness, make_twin, twin_config  # noqa: F401 - make_twin is a fixture
 from twin.twin import LocalTwin
 

@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 from stepmail.adapters import metrics
-
 from tests.infrastructure.synth import Synthesized, as_text
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from stepmail.core.tracking import MESSAGE_ID_INDEX
 
 from infra.config import StepmailConfig, repo_context
 from infra.constants import REPO_ROOT
 from infra.constructs.tracking import TRACKED_DETAIL_TYPES
+from stepmail.core.tracking import MESSAGE_ID_INDEX
 from tests.infrastructure.synth import (
     FULL_CONFIG,
     Synthesized,

@@ -10,12 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stepmail.core.starting import StartReport
 
 from infra.config import RetryPolicy, StepmailConfig
 from producer.client import StepmailClient, Target
+from stepmail.core.lock import lock_key
+from stepmail.core.message import MailMessage
+from stepmail.core.starting import StartReport
 from twin.ses import SentEmail
 from twin.twin import LocalTwin
+
+#: How long a test waits for the pipeline by default: a failed wait must report well before pytest's
+#: own timeout (pyproject.toml) kills the test without saying what it was waiting for.
+WAIT_SECONDS = 60.0
 
 
 def twin_config(**overrides: Any) -> StepmailConfig:
@@ -51,14 +57,22 @@ class Harness:
         self.producer = StepmailClient(
             Target(self.info.queue_url, self.info.bucket, self.info.region, self.info.endpoint_url)
         )
+        #: The body of every message this harness sent, by SQS message id (for failure reports).
+        self.bodies: dict[str, str] = {}
 
     # ---------------------------------------------------------------- producing
     def send(self, message: dict[str, Any], attachments: dict[str, bytes] | None = None) -> str:
-        return self.producer.send(message, attachments)
+        queue_message_id = self.producer.send(message, attachments)
+        self.bodies[queue_message_id] = json.dumps(message)
+        return queue_message_id
 
     def send_raw(self, body: str) -> str:
         """A message straight onto the queue, as a producer without our client would send it."""
-        return str(self.sqs.send_message(QueueUrl=self.info.queue_url, MessageBody=body)["MessageId"])
+        queue_message_id = str(
+            self.sqs.send_message(QueueUrl=self.info.queue_url, MessageBody=body)["MessageId"]
+        )
+        self.bodies[queue_message_id] = body
+        return queue_message_id
 
     def send_batch(self, bodies: list[str]) -> list[str]:
         """Up to 10 messages in one SendMessageBatch, so they arrive in one starter batch."""
@@ -67,23 +81,64 @@ class Harness:
             Entries=[{"Id": str(index), "MessageBody": body} for index, body in enumerate(bodies)],
         )
         by_id = {entry["Id"]: entry["MessageId"] for entry in response["Successful"]}
-        return [by_id[str(index)] for index in range(len(bodies))]
+        ids = [by_id[str(index)] for index in range(len(bodies))]
+        self.bodies.update(zip(ids, bodies, strict=True))
+        return ids
 
     # ---------------------------------------------------------------- observing
-    def wait_for(self, *queue_message_ids: str, timeout: float = 60.0) -> list[StartReport]:
-        """Wait until each message has a handled outcome; return the outcomes in order."""
+    def wait_for(self, *queue_message_ids: str, timeout: float = WAIT_SECONDS) -> list[StartReport]:
+        """Wait until the pipeline is done with each message (a handled outcome, and off the queue);
+        return each message's outcome, in order.
+
+        Raises AssertionError after ``timeout`` (kept well under pytest's own timeout), describing every
+        message still pending: its journal history, its lock item and the queues' counts.
+        """
+        journal = self.twin.journal
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            results = [self.twin.journal.last(message_id) for message_id in queue_message_ids]
-            if all(isinstance(result, StartReport) for result in results):
-                return [result for result in results if isinstance(result, StartReport)]
+            if all(journal.done(message_id) for message_id in queue_message_ids):
+                return [self._outcome(message_id) for message_id in queue_message_ids]
             time.sleep(0.02)
-        raise AssertionError(
-            f"not handled after {timeout}s: {[self.twin.journal.results.get(i) for i in queue_message_ids]}"
-        )
+        pending = [message_id for message_id in queue_message_ids if not journal.done(message_id)]
+        raise AssertionError(f"{len(pending)} messages not done after {timeout}s\n{self.describe(pending)}")
 
-    def idle(self, timeout: float = 60.0) -> None:
-        assert self.twin.wait_until_idle(timeout), "the queue did not drain"
+    def idle(self, timeout: float = WAIT_SECONDS) -> None:
+        """Wait until the queue is empty (nothing visible or in flight) and no batch is being handled."""
+        if not self.twin.wait_until_idle(timeout):
+            raise AssertionError(f"the queue did not drain in {timeout}s\n{self.describe([])}")
+
+    def _outcome(self, queue_message_id: str) -> StartReport:
+        outcome = self.twin.journal.outcome(queue_message_id)
+        assert outcome is not None
+        return outcome
+
+    def describe(self, queue_message_ids: list[str]) -> str:
+        """What a failed wait reports: the queues' counts, then each message's history and lock."""
+        lines = [f"mail queue: {self.queue_counts(self.info.queue_url)}"]
+        lines.append(f"dead-letter queue: {self.queue_counts(self.info.dlq_url)}")
+        for message_id in queue_message_ids:
+            key = self.lock_key_of(message_id)
+            lines.append(
+                f"- {message_id}: deleted={self.twin.journal.is_deleted(message_id)} "
+                f"history={self.twin.journal.history(message_id)!r} "
+                f"lock {key}={self.lock(key) if key else None}"
+            )
+        return "\n".join(lines)
+
+    def queue_counts(self, queue_url: str) -> dict[str, str]:
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        attributes = self.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=names)["Attributes"]
+        return {
+            name.removeprefix("ApproximateNumberOfMessages") or "Visible": attributes[name] for name in names
+        }
+
+    def lock_key_of(self, queue_message_id: str) -> str | None:
+        """The lock key of a message this harness sent, when its body is a valid message."""
+        try:
+            message = MailMessage.model_validate(json.loads(self.bodies.get(queue_message_id, "")))
+        except ValueError:
+            return None
+        return lock_key(message.mail_key, message.recipients())
 
     @property
     def emails(self) -> list[SentEmail]:

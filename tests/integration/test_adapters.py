@@ -6,6 +6,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 from moto import mock_aws
+
 from stepmail.adapters.s3 import S3AttachmentStore
 from stepmail.adapters.ses import SesMailTransport, ses_error
 from stepmail.core.errors import (

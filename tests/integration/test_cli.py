@@ -15,9 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import boto3
-from stepmail.core.errors import InvalidMessageError
 
 from producer.cli import main
+from stepmail.core.errors import InvalidMessageError
 from twin.demo import run_demo
 from twin.twin import free_port
 

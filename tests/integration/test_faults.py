@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import pytest
+
 from stepmail.core.starting import Outcome, StartReport
 
 HANDLED = {Outcome.SENT, Outcome.DUPLICATE, Outcome.DEAD_LETTERED, Outcome.REJECTED}
@@ -30,9 +31,8 @@ def _message(mail_key: str, **fields: Any) -> dict[str, Any]:
 
 def _assert_one_place(twin, *queue_message_ids: str) -> list[StartReport]:
     """Every message handled; no lock key has more than one email; sent and dead-lettered never both."""
-    twin.wait_for(*queue_message_ids, timeout=90)
-    twin.idle(timeout=60)  # redeliveries too: then each message's last outcome is final
-    reports = twin.wait_for(*queue_message_ids)
+    reports = twin.wait_for(*queue_message_ids, timeout=90)
+    twin.idle()  # redeliveries too (a doubled or crashed delivery's twin): then nothing more can happen
     assert all(report.outcome in HANDLED for report in reports)
     emails_per_key = twin.emails_per_lock_key()
     assert all(count == 1 for count in emails_per_key.values()), emails_per_key
@@ -138,8 +138,7 @@ def test_an_attachment_replaced_between_resolve_and_send_goes_out_once_in_its_ne
     assert report.outcome is Outcome.SENT
     (email,) = twin.emails
     assert b"dmVyc2lvbiAy" in email.raw  # base64("version 2")
-    history = twin.twin.journal.results
-    assert any(type(r).__name__ == "RetryLaterError" for results in history.values() for r in results)
+    assert any(type(r).__name__ == "RetryLaterError" for r in twin.twin.journal.results())
 
 
 @pytest.mark.parametrize(
@@ -229,8 +228,7 @@ def test_a_sender_that_dies_mid_send_is_retried_from_the_queue(make_twin, fault:
 
     # Then the lock was released, the message came back from the queue and was sent once
     assert report.outcome is Outcome.SENT and len(twin.emails) == 1
-    results = twin.twin.journal.results
-    assert any(type(r).__name__ == "RetryLaterError" for history in results.values() for r in history)
+    assert any(type(r).__name__ == "RetryLaterError" for r in twin.twin.journal.results())
 
 
 def test_a_starter_that_dies_mid_batch(make_twin) -> None:
@@ -246,13 +244,14 @@ def test_a_starter_that_dies_mid_batch(make_twin) -> None:
 
     # Then each email was sent once: the started ones were found sent on redelivery, the others sent then
     assert len(twin.emails) == 3
-    history = {qid: [getattr(r, "outcome", None) for r in twin.twin.journal.results[qid]] for qid in ids}
+    history = {qid: [getattr(r, "outcome", None) for r in twin.twin.journal.history(qid)] for qid in ids}
     assert history[ids[0]] == [Outcome.REJECTED, Outcome.REJECTED]  # dead-lettered by both deliveries
     assert history[ids[1]] == [Outcome.SENT, Outcome.DUPLICATE]  # started before the crash
     assert history[ids[2]] == history[ids[3]] == [Outcome.SENT]  # never started before it
+    # and each message's outcome is its first handled one: a later delivery cannot replace it
     assert [report.outcome for report in reports] == [
         Outcome.REJECTED,
-        Outcome.DUPLICATE,
+        Outcome.SENT,
         Outcome.SENT,
         Outcome.SENT,
     ]
@@ -273,8 +272,7 @@ def test_a_run_over_its_time_budget_frees_the_email_when_its_lease_expires(make_
     # Then the timed-out run held the lock until its lease expired, and the email was sent once after
     assert report.outcome is Outcome.SENT and len(twin.emails) == 1
     assert time.monotonic() - started >= FAST_REDELIVERY["lease_seconds"] - 1
-    results = [r for history in twin.twin.journal.results.values() for r in history]
-    assert any(type(r).__name__ == "RunNotFinishedError" for r in results)
+    assert any(type(r).__name__ == "RunNotFinishedError" for r in twin.twin.journal.results())
 
 
 # ------------------------------------------------------------------------------------------- SQS
@@ -289,6 +287,27 @@ def test_the_same_batch_delivered_to_two_starters_at_once(make_twin) -> None:
 
     # Then each email went out once
     assert len(twin.emails) == 2
+
+
+def test_a_doubled_delivery_that_finds_the_lock_busy_after_the_send_does_not_hide_it(make_twin) -> None:
+    # Given the same batch handed to two starters at once, a send that takes a second, and the losing
+    # run's lock read answered only after the winner has sent (so it ends "lock busy", last); no
+    # redelivery before both have finished
+    twin = make_twin(**{**FAST_REDELIVERY, "visibility_timeout_seconds": 8})
+    twin.wrap_sender(lambda real, payload: (time.sleep(1), real(payload))[1])
+    twin.twin.faults.add("starter:double:times=1", "dynamodb.read:slow:times=1:delay=4")
+
+    # When the message is processed
+    queue_message_id = twin.send(_message("race-1"))
+    (report,) = _assert_one_place(twin, queue_message_id)
+
+    # Then the send is the message's outcome, although a delivery that found the lock busy finished
+    # after it (the race that once left the harness waiting forever)
+    assert report.outcome is Outcome.SENT and len(twin.emails) == 1
+    history = twin.twin.journal.history(queue_message_id)
+    assert getattr(history[0], "outcome", None) is Outcome.SENT
+    assert type(history[1]).__name__ == "LockBusyError"
+    assert twin.twin.faults.fired("dynamodb.read", "slow") == 1
 
 
 def test_a_redelivery_while_the_first_run_is_still_going(make_twin) -> None:
@@ -307,5 +326,5 @@ def test_a_redelivery_while_the_first_run_is_still_going(make_twin) -> None:
 
     # Then the overlapping delivery found the lock busy, and the email went out once
     assert len(twin.emails) == 1
-    history = twin.twin.journal.results[queue_message_id]
+    history = twin.twin.journal.history(queue_message_id)
     assert any(type(r).__name__ == "LockBusyError" for r in history) or len(history) >= 2

@@ -13,9 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stepmail.core.errors import SesUnavailableError
-from stepmail.core.lock import lock_key
-from stepmail.core.starting import Outcome
 
 from producer.cli import main
 from producer.operate import (
@@ -24,6 +21,9 @@ from producer.operate import (
     list_dead_letters,
     redrive,
 )
+from stepmail.core.errors import SesUnavailableError
+from stepmail.core.lock import lock_key
+from stepmail.core.starting import Outcome
 
 TO = "jane@customer.example"
 

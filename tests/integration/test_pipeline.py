@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import pytest
+
 from stepmail.core.lock import lock_key
 from stepmail.core.starting import Outcome
 
@@ -105,7 +106,7 @@ def test_duplicate_delivered_concurrently_sends_one_email(make_twin) -> None:
     # Then one run sent it; the other found the lock busy, was retried from the queue, and skipped it
     assert sorted(report.outcome for report in reports) == [Outcome.DUPLICATE, Outcome.SENT]
     assert len(twin.emails) == 1
-    busy = [result for i in ids for result in twin.twin.journal.results[i] if not hasattr(result, "outcome")]
+    busy = [result for i in ids for result in twin.twin.journal.history(i) if not hasattr(result, "outcome")]
     assert busy and all(type(error).__name__ == "LockBusyError" for error in busy)
 
 
@@ -142,11 +143,11 @@ def test_throttled_ses_is_retried_with_backoff_then_sent(make_twin) -> None:
     # after throttled attempts were retried with jittered exponential backoff
     assert all(report.outcome in (Outcome.SENT, Outcome.DUPLICATE) for report in reports)
     for queue_message_id in ids:
-        outcomes = [getattr(r, "outcome", None) for r in twin.twin.journal.results[queue_message_id]]
+        outcomes = [getattr(r, "outcome", None) for r in twin.twin.journal.history(queue_message_id)]
         assert outcomes.count(Outcome.SENT) == 1
     assert twin.emails_per_lock_key() == {report.lock_key: 1 for report in reports}
     waits = twin.retry_waits("Render And Send")
-    gave_up = [r for i in ids for r in twin.twin.journal.results[i] if type(r).__name__ == "RetryLaterError"]
+    gave_up = [r for i in ids for r in twin.twin.journal.history(i) if type(r).__name__ == "RetryLaterError"]
     assert twin.twin.ses.throttled >= 1
     # every recorded wait follows a throttled attempt; a run's last throttled attempt sends it back to
     # the queue instead (or, on a starved machine, its run times out: neither waits)
@@ -252,12 +253,8 @@ def test_a_run_that_dies_after_taking_the_lock_is_sent_once_after_the_lease(make
     # Then it was held back while the dead run's lease lasted, and sent exactly once after it expired
     assert report.outcome is Outcome.SENT
     assert len(twin.emails) == 1 and len(calls) == 2
-    results = twin.twin.journal.results
     errors = [
-        type(result).__name__
-        for history in results.values()
-        for result in history
-        if not hasattr(result, "outcome")
+        type(result).__name__ for result in twin.twin.journal.results() if not hasattr(result, "outcome")
     ]
     assert "LockBusyError" in errors
     assert twin.lock(lock_key("crash-1", ["jane@customer.example"]))["status"]["S"] == "SENT"

@@ -8,6 +8,7 @@ import json
 import os
 
 import pytest
+
 from stepmail.core.starting import Outcome
 
 LONG = os.environ.get("STEPMAIL_LONG_TESTS") == "1"
@@ -50,7 +51,7 @@ def test_a_burst_is_sent_at_the_ses_quota(make_twin, rate: int, burst: int) -> N
         f"r{n}@customer.example" for n in range(burst)
     )
     assert twin.dead_letters() == []
-    assert all(twin.twin.journal.last(qid).outcome in (Outcome.SENT, Outcome.DUPLICATE) for qid in ids)
+    assert all(twin.twin.journal.outcome(qid).outcome in (Outcome.SENT, Outcome.DUPLICATE) for qid in ids)
     sustained = sustained_rate([email.sent_at.timestamp() for email in twin.emails])
     print(
         f"rate control: {sustained:.2f} emails/s sustained against a quota of {rate}/s "

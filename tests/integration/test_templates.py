@@ -6,9 +6,8 @@ from __future__ import annotations
 import email
 import email.policy
 
-from stepmail.core.starting import Outcome
-
 from producer.operate import list_dead_letters
+from stepmail.core.starting import Outcome
 
 
 def test_a_template_message_is_rendered_and_a_missing_variable_is_dead_lettered(twin) -> None:

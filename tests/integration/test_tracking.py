@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from producer.operate import email_status, render_status
 from stepmail.core.lock import lock_key
 from stepmail.core.tracking import index_key
-
-from producer.operate import email_status, render_status
 from tests.integration.conftest import Harness
 
 SIMULATOR = "simulator.amazonses.com"

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from stepmail.core.errors import InvalidMessageError
 from stepmail.core.message import SenderPolicy, parse_message
 

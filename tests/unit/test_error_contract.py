@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from stepmail.core import errors
 from stepmail.core.errors import AWS_ERROR_NAMES, PERMANENT_ERRORS, TRANSIENT_ERRORS, WorkflowOutcome
 

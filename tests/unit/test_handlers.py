@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from stepmail.core.errors import AttachmentChangedError, SesThrottledError
 from stepmail.core.message import SenderPolicy
 from stepmail.core.starting import RunResult, StartPolicy

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from stepmail.core.lock import LockTerms, lock_key
 
 RECIPIENTS = ["jane@example.org", "Bob.Smith@example.org", "carol@example.net"]

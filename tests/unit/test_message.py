@@ -8,6 +8,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+
 from stepmail.core.errors import InvalidMessageError
 from stepmail.core.message import (
     MAX_MESSAGE_BYTES,

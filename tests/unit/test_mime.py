@@ -12,6 +12,7 @@ from email.utils import getaddresses
 from typing import Any
 
 import pytest
+
 from stepmail.core import mime
 from stepmail.core.errors import InvalidMessageError, MessageTooLargeError
 from stepmail.core.message import MailMessage

@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stepmail.core.lock import lock_key
-from stepmail.core.message import SenderPolicy
 
 from infra.bundling import LocalPipBundler, templates_digest
 from producer.operate import (
@@ -20,6 +18,8 @@ from producer.operate import (
     render_letters,
     render_status,
 )
+from stepmail.core.lock import lock_key
+from stepmail.core.message import SenderPolicy
 
 MESSAGE = {"mailKey": "k-1", "to": ["Jane <jane@customer.example>"], "subject": "Hi", "body": "Hello"}
 POLICY = SenderPolicy(("example.com",), "no-reply@example.com")

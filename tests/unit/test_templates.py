@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+
+from producer.cli import main
 from stepmail.adapters.templates import DirectoryTemplates
 from stepmail.core.errors import TemplateError
 from stepmail.core.message import MailMessage
 from stepmail.core.sending import SendRequest, send_email
 from stepmail.core.templates import TemplateParts, apply_template, render_template
-
-from producer.cli import main
 
 REPO_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from stepmail.adapters import metrics
 from stepmail.core.errors import SesThrottledError
 from stepmail.core.message import SenderPolicy
