@@ -64,7 +64,7 @@ class StepmailConfig(BaseModel):
 
     # De-duplication: how long a sent email blocks a resend, and how long a run owns its lock.
     dedup_window_seconds: int = Field(default=14 * 24 * 3600, ge=60)
-    lease_seconds: int = Field(default=180, ge=2)
+    lease_seconds: int = Field(default=240, ge=2)
 
     # Timeouts (seconds).  workflow < lease, sender < workflow, starter > workflow.
     workflow_timeout_seconds: int = Field(default=120, ge=2, le=300)
@@ -134,9 +134,13 @@ class StepmailConfig(BaseModel):
             raise ValueError("default_configuration_set must be one of configuration_sets")
         if self.sender_timeout_seconds >= self.workflow_timeout_seconds:
             raise ValueError("sender_timeout_seconds must be shorter than workflow_timeout_seconds")
-        if self.lease_seconds <= self.workflow_timeout_seconds:
+        if self.lease_seconds <= self.workflow_timeout_seconds + self.sender_task_timeout_seconds:
+            # A run can start its sender just before its own timeout, and a timed-out run does not
+            # stop a sender already running: the lock must outlive both, or a retry could send twice.
             raise ValueError(
-                "lease_seconds must exceed workflow_timeout_seconds: a lock must outlive the run holding it"
+                "lease_seconds must exceed workflow_timeout_seconds + sender_timeout_seconds + 2 "
+                f"({self.workflow_timeout_seconds + self.sender_task_timeout_seconds}): a lock must outlive "
+                "the run holding it and the last send that run can start"
             )
         if self.retry.worst_case_wait_seconds() >= self.workflow_timeout_seconds:
             raise ValueError("the retry policy's waits do not fit in workflow_timeout_seconds")
@@ -200,10 +204,20 @@ class StepmailConfig(BaseModel):
             "RetryMaxDelaySeconds": self.retry.max_delay_seconds,
         }
 
-    def starter_settings(self, *, state_machine_arn: str, dead_letter_queue_url: str) -> StarterSettings:
+    @property
+    def failure_note_ttl_seconds(self) -> int:
+        """A failed delivery's note lives as long as its message can be on the queue, then in the DLQ."""
+        return (self.message_retention_days + self.dead_letter_retention_days) * 86_400
+
+    def starter_settings(
+        self, *, state_machine_arn: str, dead_letter_queue_url: str, lock_table: str
+    ) -> StarterSettings:
         return StarterSettings(
             state_machine_arn=state_machine_arn,
             dead_letter_queue_url=dead_letter_queue_url,
+            lock_table=lock_table,
+            max_receive_count=self.max_receive_count,
+            failure_note_ttl_seconds=self.failure_note_ttl_seconds,
             sender_identities=self.sender_identities,
             default_sender=self.default_sender,
             configuration_sets=self.configuration_sets,

@@ -60,6 +60,7 @@ class StepmailStack(Stack):
             queue=self.queueing.queue,
             dead_letter_queue=self.queueing.dead_letter_queue,
             state_machine=self.workflow.state_machine,
+            lock_table=self.storage.lock_table,
         )
         self.tracking: Tracking | None = None
         if config.delivery_tracking:

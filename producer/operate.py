@@ -34,10 +34,10 @@ from pydantic import ValidationError
 
 from producer.client import aws_client
 from stepmail.core.addresses import parse_mailbox
+from stepmail.core.contract import DEAD_LETTER_KIND
 from stepmail.core.errors import InvalidMessageError
 from stepmail.core.lock import lock_key
 from stepmail.core.message import MailMessage, SenderPolicy, describe_validation_error, parse_message
-from stepmail.core.starting import DEAD_LETTER_KIND
 
 REDRIVE_COUNT_TAG = "stepmailRedriveCount"
 STACK_OUTPUTS = ("QueueUrl", "DeadLetterQueueUrl", "LockTableName")

@@ -21,8 +21,9 @@ dynamodb.read     throttle, error5xx, slow   (GetItem: Read Lock; slow: answered
 dynamodb.mark     throttle, error5xx   (UpdateItem: Mark Sent)
 dynamodb.release  throttle, error5xx   (DeleteItem: Release Lock)
 sender            crash, hang          (the sender Lambda dies before / while sending)
-starter           crash, double        (the starter dies mid-batch, half its runs started / the same
-                                        batch reaches two starters at once)
+starter           crash, double, die   (the starter dies mid-batch, half its runs started / the same
+                                        batch reaches two starters at once / it dies before handling
+                                        any record, as a timed-out or out-of-memory invocation does)
 ================  =================================================================================
 """
 
@@ -50,7 +51,7 @@ EFFECTS: dict[str, frozenset[str]] = {
     "dynamodb.mark": frozenset({"throttle", "error5xx"}),
     "dynamodb.release": frozenset({"throttle", "error5xx"}),
     "sender": frozenset({"crash", "hang"}),
-    "starter": frozenset({"crash", "double"}),
+    "starter": frozenset({"crash", "double", "die"}),
 }
 
 #: Effects that happen in the network, on the client's side: the server never sees them.
@@ -223,6 +224,8 @@ class FaultInjector:
                 response = handler(event)
                 other.join()
                 return response
+            if fault.effect == "die":  # no record handled, no answer: the batch comes back whole
+                raise StarterCrashError("injected: the starter died before handling its batch")
             # It dies mid-batch: the first half of the records' runs happen, the rest never start,
             # and no answer reaches the event source, so SQS delivers the whole batch again.
             records = event.get("Records", [])

@@ -14,6 +14,14 @@ exactly because these are internals, and the integration tests are what catch an
 7. Every finished execution is kept forever: keep the newest ``MAX_EXECUTIONS`` per state machine.
 8. ``dynamodb:*`` errors are named after the error code (``DynamoDB.InternalServerError``); AWS names
    them after the SDK's exception class (``DynamoDB.InternalServerErrorException``).
+9. The 256 KiB payload limit is measured on ``json.dumps``' default text (``", "`` separators,
+   non-ASCII escaped as ``\\uXXXX``): up to six times what Step Functions counts for a Japanese body.
+   Measure compact UTF-8, as AWS does (its quota: "256 KiB of data as a UTF-8 encoded string").
+10. Where AWS's behaviour is not documented, the twin can take each plausible form in turn
+    (:class:`AwsForms`): how an S3 HEAD 404 is named, how DynamoDB errors are named, whether a caught
+    error carries a ``Cause``.  The tests run the affected paths under each.
+11. ``lambda:invoke`` can fail in the Lambda service itself (``Lambda.ClientExecutionTimeoutException``...),
+    not in the function: a :class:`LambdaServiceFault` raised by a function hook becomes that error.
 """
 
 from __future__ import annotations
@@ -61,6 +69,40 @@ _S3_MODELED = {
 }
 
 
+@dataclass
+class AwsForms:
+    """Which form the twin gives to what AWS does not document (see item 10 above).
+
+    ``s3_not_found``: the error name of an ``aws-sdk:s3:headObject`` 404: ``S3.NoSuchKeyException`` (the
+    Java SDK v2's class for it) or ``S3.S3Exception`` with ``Status Code: 404`` in the cause (what
+    another emulator reports).  ``dynamodb_names``: ``exception-class`` (``DynamoDB.ThrottlingException``)
+    or ``error-code`` (``DynamoDB.Throttling``).  ``causes``: ``present`` or ``absent`` (a caught error
+    with no ``Cause`` field at all).
+    """
+
+    s3_not_found: str = "NoSuchKeyException"
+    dynamodb_names: str = "exception-class"
+    causes: str = "present"
+
+    def __post_init__(self) -> None:
+        allowed = {
+            "s3_not_found": {"NoSuchKeyException", "S3Exception"},
+            "dynamodb_names": {"exception-class", "error-code"},
+            "causes": {"present", "absent"},
+        }
+        for name, values in allowed.items():
+            if getattr(self, name) not in values:
+                raise ValueError(f"{name} must be one of {sorted(values)}")
+
+
+class LambdaServiceFault(Exception):
+    """Raised by a function hook: the Lambda service (not the function) fails with this error code."""
+
+    def __init__(self, code: str, message: str = "injected by the twin") -> None:
+        super().__init__(message)
+        self.code = code
+
+
 @dataclass(frozen=True)
 class RetryWait:
     execution_arn: str
@@ -75,6 +117,7 @@ class InterpreterHooks:
     endpoint_url: str
     functions: dict[str, Callable[[dict[str, Any]], Any]] = field(default_factory=dict)
     time_scale: float = 1.0
+    forms: AwsForms = field(default_factory=AwsForms)
     retry_waits: list[RetryWait] = field(default_factory=list)
     _clients: dict[tuple[str, str], Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -113,6 +156,8 @@ def install(hooks: InterpreterHooks) -> None:
         _patch_retry_clock()
         _patch_client_cache()
         _patch_dynamodb_error_names()
+        _patch_payload_size()
+        _patch_missing_causes()
         speedups.install()  # parse each definition once (twin/speedups.py)
 
 
@@ -223,6 +268,14 @@ def _invoke_in_process(parameters: dict[str, Any], region: str, state_credential
     payload = json.loads(parameters.get("Payload") or b"{}")
     try:
         result = function(payload)
+    except LambdaServiceFault as fault:  # 11. the service failed, not the function
+        raise ClientError(
+            {
+                "Error": {"Code": fault.code, "Message": str(fault)},
+                "ResponseMetadata": {"HTTPStatusCode": 500, "RequestId": str(uuid.uuid4())},
+            },
+            "Invoke",
+        ) from None
     except Exception as error:  # the Lambda runtime's shape for an unhandled exception
         return {
             "StatusCode": 200,
@@ -247,7 +300,10 @@ def _aws_error_name(service: str, error: ClientError) -> str:
     prefix = _SERVICE_PREFIX.get(service, service[:1].upper() + service[1:])
     code = str(error.response.get("Error", {}).get("Code", ""))
     if service == "s3":
-        return f"S3.{_S3_MODELED.get(code, 'S3')}Exception"
+        modeled = _S3_MODELED.get(code, "S3")
+        if modeled == "NoSuchKey" and hooks().forms.s3_not_found == "S3Exception":
+            modeled = "S3"  # 10. the other plausible form: generic, the 404 only in the cause
+        return f"S3.{modeled}Exception"
     return f"{prefix}.{code}" if code.endswith("Exception") else f"{prefix}.{code}Exception"
 
 
@@ -321,6 +377,45 @@ def _patch_dynamodb_error_names() -> None:
 
     def error_cause(client_error: ClientError) -> tuple[str, str]:
         error, cause = original(client_error)
+        if hooks().forms.dynamodb_names == "error-code":  # 10. the other naming convention
+            return error.removesuffix("Exception"), cause
         return (error if error.endswith("Exception") else f"{error}Exception"), cause
 
     dynamodb_service.StateTaskServiceDynamoDB._error_cause_from_client_error = staticmethod(error_cause)  # type: ignore[method-assign]
+
+
+# ---------------------------------------------------------------------------- 9. payload size
+def _patch_payload_size() -> None:
+    import sys
+
+    from moto.stepfunctions.parser import quotas
+    from moto.stepfunctions.parser.asl.utils import encoding
+
+    def is_within_size_quota(value: Any) -> bool:
+        # Compact UTF-8, as stepmail.core.budget counts; SDK results may hold datetimes (moto's encoder).
+        text = value if isinstance(value, str) else _compact(value, encoding._DateTimeEncoder)
+        return len(text.encode("utf-8")) < quotas.MAX_STATE_SIZE_UTF8_BYTES
+
+    for module in list(sys.modules.values()):
+        if getattr(module, "__name__", "").startswith("moto.stepfunctions.parser") and hasattr(
+            module, "is_within_size_quota"
+        ):
+            module.is_within_size_quota = is_within_size_quota
+
+
+# ---------------------------------------------------------------------------- 10. missing causes
+def _patch_missing_causes() -> None:
+    from moto.stepfunctions.parser.asl.component.common.catch import catcher_decl
+
+    original = catcher_decl.CatcherOutput.__init__
+
+    def __init__(self: Any, error: str, cause: str) -> None:
+        original(self, error, cause)
+        if hooks().forms.causes == "absent":
+            del self["Cause"]
+
+    catcher_decl.CatcherOutput.__init__ = __init__  # type: ignore[method-assign]
+
+
+def _compact(value: Any, encoder: type[json.JSONEncoder]) -> str:
+    return json.dumps(value, cls=encoder, ensure_ascii=False, separators=(",", ":"))

@@ -324,7 +324,9 @@ class LocalTwin:
         )
 
         starter_env = config.starter_settings(
-            state_machine_arn=info.state_machine_arn, dead_letter_queue_url=info.dlq_url
+            state_machine_arn=info.state_machine_arn,
+            dead_letter_queue_url=info.dlq_url,
+            lock_table=info.table,
         ).to_environment()
         built = starter_handler.build_starter(
             StarterSettings.from_environ(starter_env),
@@ -333,11 +335,11 @@ class LocalTwin:
                 "stepfunctions", SYNC_CLIENT_CONFIG.merge(Config(inject_host_prefix=False))
             ),
             sqs_client=self.client("sqs"),
+            dynamodb_client=self.client("dynamodb"),
         )
         starter = ObservedStarter(
             policy=built.policy,
-            workflow=built.workflow,
-            dead_letters=built.dead_letters,
+            ports=built.ports,
             log_email_content=built.log_email_content,
             journal=self.journal,
         )

@@ -44,6 +44,10 @@ class StarterSettings(_Settings):
     configuration_sets: tuple[str, ...] = Field(default=(), alias="CONFIGURATION_SETS")
     lease_seconds: int = Field(alias="LEASE_SECONDS", gt=0)
     dedup_window_seconds: int = Field(alias="DEDUP_WINDOW_SECONDS", gt=0)
+    lock_table: str = Field(alias="LOCK_TABLE")
+    #: The queue's maxReceiveCount: on the last delivery the starter dead-letters with the reason.
+    max_receive_count: int = Field(alias="MAX_RECEIVE_COUNT", ge=1)
+    failure_note_ttl_seconds: int = Field(alias="FAILURE_NOTE_TTL_SECONDS", gt=0)
 
     @field_validator("sender_identities", "configuration_sets", mode="before")
     @classmethod

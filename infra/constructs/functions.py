@@ -7,6 +7,7 @@ permissions of its job: no managed policies, logs only to its own log group.
 from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
@@ -201,11 +202,13 @@ class StarterFunction(Construct):
         queue: sqs.IQueue,
         dead_letter_queue: sqs.IQueue,
         state_machine: sfn.IStateMachine,
+        lock_table: dynamodb.ITable,
     ) -> None:
         super().__init__(scope, construct_id)
         settings = config.starter_settings(
             state_machine_arn=state_machine.state_machine_arn,
             dead_letter_queue_url=dead_letter_queue.queue_url,
+            lock_table=lock_table.table_name,
         )
         self._lambda = _PythonFunction(
             self,
@@ -222,6 +225,14 @@ class StarterFunction(Construct):
         state_machine.grant_start_sync_execution(self._lambda.role)
         # Invalid messages go straight to the DLQ with their reason, without burning retries.
         dead_letter_queue.grant(self._lambda.role, "sqs:SendMessage")
+        # A run that fails outside the contract leaves its lock: the starter frees it (DeleteItem, on
+        # the same condition as the ASL's) and notes each failed delivery's error (PutItem).  Item
+        # operations on the table itself only: no index, no scan.
+        self._lambda.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:DeleteItem", "dynamodb:PutItem"], resources=[lock_table.table_arn]
+            )
+        )
         self.function.add_event_source(self._build_event_source(config, queue))
 
     @staticmethod

@@ -36,11 +36,13 @@ def test_graph_has_every_state_of_the_asl_file_with_its_exits() -> None:
     assert (START, "Acquire Lock", "next") in edges
     assert ("Already Sent?", "Skip Duplicate", "choice") in edges
     assert edges[("Already Sent?", "Lock Busy", "default")] == "default"
-    catch_to_dlq = ("Resolve Attachments", "Release Lock Before Dead-Letter", "catch")
-    assert edges[catch_to_dlq] == "S3.NoSuchKeyException"
+    assert edges[("Resolve Attachments", "Has A Cause?", "catch")] == "States.ALL"
+    assert ("Dead-Letter Or Retry?", "Send To Dead-Letter Queue", "choice") in edges
     assert ("Resolve Attachments", "Head Attachment", "iterate") in edges
+    assert ("Missing Or Unavailable?", "Attachment Not Found", "choice") in edges
     assert ("Dead-Lettered", END, "next") in edges
-    catches = sum(len(state.get("Catch", [])) for state in ASL["States"].values())
+    states = {**ASL["States"], **nested}
+    catches = sum(len(state.get("Catch", [])) for state in states.values())
     assert sum(1 for e in graph["edges"] if e["kind"] == "catch") == catches
 
 
@@ -74,7 +76,7 @@ def test_executions_list_newest_first_with_status_recipients_and_duration(scenar
     assert all(run["durationMs"] is not None and run["durationMs"] >= 0 for run in runs)
     assert listing["counts"]["succeeded"] == 2 and listing["counts"]["dead-lettered"] == 1
     dead = next(run for run in runs if run["status"] == "dead-lettered")
-    assert dead["error"] == "DeadLetteredError" and "Not Found" in dead["cause"]
+    assert dead["error"] == "AttachmentMissingError" and "invoice.pdf was not found" in dead["cause"]
 
 
 @pytest.mark.parametrize(
@@ -116,8 +118,8 @@ def test_sent_run_shows_its_path_map_iterations_and_state_data(scenario: Scenari
     visits = {visit["name"]: visit for visit in run["visits"]}
     head = visits["Head Attachment"]
     assert (head["map"], head["iteration"]) == ("Resolve Attachments", 0)
-    assert head["input"] == {"mailKey": "welcome-1", "name": "terms.txt"}
-    assert head["output"]["object"]["size"] == len(TERMS)
+    assert head["input"] == {"name": "terms.txt", "key": "welcome-1/terms.txt"}
+    assert head["output"]["size"] == len(TERMS) and set(head["output"]) == {"size", "etag"}
     assert visits["Render And Send"]["attempts"] == 1 and visits["Render And Send"]["errors"] == []
     assert visits["Email Sent"]["output"]["outcome"] == "sent"
     assert all(visit["durationMs"] >= 0 for visit in run["visits"])
@@ -144,12 +146,15 @@ def test_dead_lettered_run_shows_the_catch_and_the_error(scenario: Scenario) -> 
     # Given the run whose attachment is missing
     run = detail(scenario, scenario.run_of("invoice-2", "dead-lettered"))
 
-    # Then the failed iteration carries the S3 error and the path follows the Catch to the DLQ
+    # Then the failed iteration carries the S3 error, found the file missing (not retried), and the
+    # path follows the failure path to the DLQ
     head = next(visit for visit in run["visits"] if visit["name"] == "Head Attachment")
     assert [error["error"] for error in head["errors"]] == ["S3.NoSuchKeyException"]
     assert run["iterations"] == [{"map": "Resolve Attachments", "index": 0, "status": "failed"}]
+    assert "Head Attachment Again" not in {visit["name"] for visit in run["visits"]}
     path = {tuple(pair) for pair in run["path"]}
-    assert ("Resolve Attachments", "Release Lock Before Dead-Letter") in path
+    assert ("Resolve Attachments", "Has A Cause?") in path
+    assert ("Dead-Letter Or Retry?", "Send To Dead-Letter Queue") in path
     assert ("Send To Dead-Letter Queue", "Dead-Lettered") in path
     assert ("Resolve Attachments", "Render And Send") not in path
 
@@ -239,6 +244,6 @@ def test_dlq_lists_each_message_with_its_reason(scenario: Scenario) -> None:
     # Then the letter names its mail key, its source, the error and the run that failed
     assert letter["mailKey"] == "invoice-2"
     assert letter["source"] == "workflow"
-    assert letter["error"] == "S3.NoSuchKeyException" and "Not Found" in letter["reason"]
+    assert letter["error"] == "AttachmentMissingError" and "invoice.pdf was not found" in letter["reason"]
     assert letter["executionArn"] == scenario.run_of("invoice-2", "dead-lettered")["executionArn"]
     assert letter["original"]["subject"] == MISSING["subject"]

@@ -119,7 +119,7 @@ def test_a_dead_lettered_and_a_retried_run(scenario: Scenario, page: Page) -> No
     # Then the Catch edge to the DLQ is highlighted and the failing state is red with its error
     graph = page.locator("svg.graph")
     catch = graph.locator(
-        'g.edge[data-source="Resolve Attachments"][data-target="Release Lock Before Dead-Letter"]'
+        'g.edge[data-source="Resolve Attachments"][data-target="Has A Cause?"]'
     )
     expect(catch).to_have_attribute("data-taken", "true")
     expect(catch).to_have_attribute("data-kind", "catch")
@@ -178,7 +178,7 @@ def test_dlq_lists_and_redrives(scenario: Scenario, page: Page) -> None:
     harness = scenario.harness
     page.goto(f"{scenario.console}#/dlq")
     row = page.locator('#dlq tr[data-mail-key="invoice-2"]')
-    expect(row.locator('[data-field="reason"]')).to_contain_text("S3.NoSuchKeyException")
+    expect(row.locator('[data-field="reason"]')).to_contain_text("invoice.pdf was not found")
     page.screenshot(path=ARTIFACTS / "dlq.png", full_page=True)
     harness.s3.put_object(Bucket=harness.info.bucket, Key="invoice-2/invoice.pdf", Body=b"%PDF-1.7")
 

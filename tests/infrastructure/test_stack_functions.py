@@ -83,7 +83,9 @@ def test_both_functions_share_one_code_asset(synthesized: Synthesized) -> None:
 def test_environment_is_the_settings_models_plus_powertools(synthesized: Synthesized) -> None:
     # Given the settings models built from the same configuration
     config, stack = synthesized.config, synthesized.stack
-    starter_settings = config.starter_settings(state_machine_arn="arn", dead_letter_queue_url="url")
+    starter_settings = config.starter_settings(
+        state_machine_arn="arn", dead_letter_queue_url="url", lock_table="table"
+    )
     sender_settings = config.sender_settings(attachments_bucket="bucket")
     powertools = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL"}
 

@@ -114,8 +114,11 @@ def test_starter_may_only_consume_the_queue_start_runs_and_dead_letter(synthesiz
     # When we collect every action the starter's role allows
     actions = _all_actions(_starter_statements(synthesized))
 
-    # Then it is logging, tracing, consuming the queue, starting sync runs and sending to the DLQ
+    # Then it is logging, tracing, consuming the queue, starting sync runs, sending to the DLQ, and
+    # freeing a failed run's lock / noting a failed delivery (item writes on the lock table)
     assert actions == _LOGGING_AND_TRACING | {
+        "dynamodb:DeleteItem",
+        "dynamodb:PutItem",
         "states:StartSyncExecution",
         "sqs:SendMessage",
         "sqs:ReceiveMessage",
@@ -124,6 +127,16 @@ def test_starter_may_only_consume_the_queue_start_runs_and_dead_letter(synthesiz
         "sqs:GetQueueAttributes",
         "sqs:GetQueueUrl",
     }
+
+
+def test_starter_writes_items_of_the_lock_table_only(synthesized: Synthesized) -> None:
+    # Given the lock table's logical id
+    table_id = synthesized.logical_id(synthesized.stack.storage.lock_table)
+
+    # Then its two item writes are on the table itself: no index, no other table
+    for action in ("dynamodb:DeleteItem", "dynamodb:PutItem"):
+        statements = statements_allowing(_starter_statements(synthesized), action)
+        assert _only_resource(statements) == "${" + table_id + ".Arn}"
 
 
 def test_starter_starts_sync_runs_of_its_state_machine_only(synthesized: Synthesized) -> None:

@@ -31,7 +31,7 @@ def twin_config(**overrides: Any) -> StepmailConfig:
         "default_sender": "no-reply@example.com",
         "workflow_timeout_seconds": 20,
         "sender_timeout_seconds": 10,
-        "lease_seconds": 25,
+        "lease_seconds": 35,
         "retry": RetryPolicy(interval_seconds=1, backoff_rate=2.0, max_attempts=4, max_delay_seconds=4),
         "batch_size": 10,
         "batching_window_seconds": 0,

@@ -18,6 +18,7 @@ from stepmail.core.errors import (
     SesThrottledError,
     SesUnavailableError,
 )
+from stepmail.core.sending import StoredFile
 
 
 @pytest.fixture
@@ -28,12 +29,17 @@ def bucket():
         yield s3
 
 
-def test_store_reads_the_object_at_its_etag(bucket) -> None:
-    # Given an object and its ETag
-    etag = bucket.put_object(Bucket="attachments", Key="k/a.bin", Body=b"\x00\xffdata")["ETag"]
+def test_store_reads_the_object_at_its_etag_with_its_content_type(bucket) -> None:
+    # Given an object stored with a content type, and one without
+    etag = bucket.put_object(
+        Bucket="attachments", Key="k/a.txt", Body=b"\x00\xffdata", ContentType="text/plain; charset=utf-8"
+    )["ETag"]
+    bare = bucket.put_object(Bucket="attachments", Key="k/b.bin", Body=b"b")["ETag"]
 
-    # When / Then it reads byte-exact
-    assert S3AttachmentStore("attachments", bucket).read("k/a.bin", etag) == b"\x00\xffdata"
+    # When / Then each reads byte-exact, with the type the store keeps (the workflow no longer carries it)
+    store = S3AttachmentStore("attachments", bucket)
+    assert store.read("k/a.txt", etag) == StoredFile(b"\x00\xffdata", "text/plain; charset=utf-8")
+    assert store.read("k/b.bin", bare).data == b"b"
 
 
 def test_store_refuses_an_object_that_changed_since_it_was_resolved(bucket) -> None:
@@ -46,8 +52,10 @@ def test_store_refuses_an_object_that_changed_since_it_was_resolved(bucket) -> N
         S3AttachmentStore("attachments", bucket).read("k/a.bin", etag)
 
 
-def test_store_reports_a_missing_object(bucket) -> None:
-    with pytest.raises(AttachmentMissingError):
+def test_store_reports_a_missing_object_by_name_and_location(bucket) -> None:
+    with pytest.raises(
+        AttachmentMissingError, match=r"attachment none\.bin was not found at s3://attachments/k/none\.bin"
+    ):
         S3AttachmentStore("attachments", bucket).read("k/none.bin", '"x"')
 
 

@@ -163,7 +163,7 @@ def test_demo_reports_every_message_in_its_place(tmp_path: Path, capsys) -> None
     out = capsys.readouterr().out
     assert code == 0
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 4
-    for expected in ("duplicate", "dead-lettered", "rejected", "S3.NoSuchKeyException", "U+000D"):
+    for expected in ("duplicate", "dead-lettered", "rejected", "AttachmentMissingError: attach", "U+000D"):
         assert expected in out
     assert os.fspath(tmp_path / "outbox") in out
 

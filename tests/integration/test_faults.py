@@ -18,7 +18,7 @@ HANDLED = {Outcome.SENT, Outcome.DUPLICATE, Outcome.DEAD_LETTERED, Outcome.REJEC
 FAST_REDELIVERY: dict[str, Any] = {
     "workflow_timeout_seconds": 6,
     "sender_timeout_seconds": 2,
-    "lease_seconds": 8,
+    "lease_seconds": 11,
     "retry": {"interval_seconds": 1, "max_attempts": 3, "max_delay_seconds": 2},
     "max_receive_count": 50,
     "visibility_timeout_seconds": 1,

@@ -52,8 +52,8 @@ def _emails_when(twin, count: int, timeout: float = 30.0) -> None:
 
 @pytest.fixture
 def failing(make_twin):
-    """A twin whose queue dead-letters after one failed delivery, and a switch that makes SES fail."""
-    twin = make_twin(max_receive_count=1, visibility_timeout_seconds=1)
+    """A twin whose queue dead-letters after two failed deliveries, and a switch that makes SES fail."""
+    twin = make_twin(max_receive_count=2, visibility_timeout_seconds=1)
     down = threading.Event()
 
     def sender(real, payload):
@@ -67,21 +67,32 @@ def failing(make_twin):
 
 def test_every_dead_letter_shape_is_listed_and_the_repaired_ones_are_redriven(failing) -> None:
     twin, down = failing
-    # Given the three shapes in the DLQ: an invalid message (starter), a missing attachment
-    # (workflow) and a run that kept failing until the queue's redrive policy moved it
+    # Given every shape in the DLQ: an invalid message and a message still failing on its last
+    # delivery (both written by the starter), a missing attachment (the workflow), and a message the
+    # queue's redrive policy moved because the starter died on its last delivery
     twin.wait_for(twin.send_raw("{not json"))
     twin.wait_for(twin.send_raw(json.dumps(_message("inv-1", attachedFileKeys=["a.pdf"]))))
     down.set()
-    twin.send(_message("outage-1"))
-    letters = {letter.source: letter for letter in _letters_when(twin, 3)}
+    twin.wait_for(twin.send(_message("outage-1")), timeout=30)
+    twin.twin.faults.add("starter:die:match=outage-2")
+    twin.send(_message("outage-2"))
+    by_key = {letter.mail_key: letter for letter in _letters_when(twin, 4)}
+    twin.twin.faults.clear()
 
     # Then each is listed with its mail key, recipients and a readable reason
-    assert set(letters) == {"starter", "workflow", "queue"}
-    assert "not valid JSON" in letters["starter"].reason and letters["starter"].mail_key is None
-    assert letters["workflow"].reason.startswith("S3.NoSuchKeyException")
-    assert letters["workflow"].mail_key == "inv-1" and letters["workflow"].recipients == (TO,)
-    assert letters["queue"].reason.startswith("failed 1 deliveries")
-    assert letters["queue"].mail_key == "outage-1" and letters["queue"].redrive_count == 0
+    assert {key: letter.source for key, letter in by_key.items()} == {
+        None: "starter",
+        "inv-1": "workflow",
+        "outage-1": "starter",
+        "outage-2": "queue",
+    }
+    assert "not valid JSON" in by_key[None].reason
+    assert by_key["inv-1"].reason.startswith("AttachmentMissingError: attachment a.pdf was not found at s3://")
+    assert by_key["inv-1"].recipients == (TO,)
+    assert by_key["outage-1"].reason.startswith("RetryLaterError: not sent after 2 deliveries")
+    assert "SesUnavailableError" in by_key["outage-1"].reason
+    assert by_key["outage-2"].reason.startswith("failed 2 deliveries")
+    assert by_key["outage-2"].redrive_count == 0
 
     # When the causes are repaired and a dry run is asked for
     down.clear()
@@ -89,18 +100,18 @@ def test_every_dead_letter_shape_is_listed_and_the_repaired_ones_are_redriven(fa
     dry = redrive(twin.sqs, dlq_url=twin.info.dlq_url, queue_url=twin.info.queue_url, all=True, dry_run=True)
 
     # Then it says what it would do and changes nothing
-    assert sorted(item.letter.mail_key for item in dry.redriven) == ["inv-1", "outage-1"]
+    assert sorted(item.letter.mail_key for item in dry.redriven) == ["inv-1", "outage-1", "outage-2"]
     assert [item.letter.source for item in dry.kept] == ["starter"]
     assert "not valid JSON" in dry.kept[0].reason
-    assert len(list_dead_letters(twin.sqs, twin.info.dlq_url)) == 3
+    assert len(list_dead_letters(twin.sqs, twin.info.dlq_url)) == 4
 
     # When they are redriven for real
     report = redrive(twin.sqs, dlq_url=twin.info.dlq_url, queue_url=twin.info.queue_url, all=True)
 
-    # Then the two repaired emails are sent once each and only the invalid message stays, with its reason
+    # Then the three repaired emails are sent once each and only the invalid message stays, with its reason
     outcomes = twin.wait_for(*[item.queue_message_id for item in report.redriven if item.queue_message_id])
-    assert [outcome.outcome for outcome in outcomes] == [Outcome.SENT, Outcome.SENT]
-    assert len(twin.emails) == 2
+    assert [outcome.outcome for outcome in outcomes] == [Outcome.SENT] * 3
+    assert len(twin.emails) == 3
     (left,) = list_dead_letters(twin.sqs, twin.info.dlq_url)
     assert left.source == "starter"
 
@@ -198,7 +209,7 @@ def test_status_shows_sent_delivered_and_dead_lettered_emails(twin, tmp_path: Pa
     assert delivered.message_id == sent.message_id and delivered.sent_at
     assert [event.type for event in delivered.delivery_events] == ["delivered"]
     assert dead.state == "dead-lettered" and dead.lock_key == lock_key("st-2", [TO])
-    assert dead.dead_letters[0].reason.startswith("S3.NoSuchKeyException")
+    assert dead.dead_letters[0].reason.startswith("AttachmentMissingError: attachment missing.pdf")
 
     # And the CLI shows the same, as JSON and as a table, given the exact recipients
     info_file = tmp_path / "twin.json"
@@ -228,7 +239,7 @@ def test_dlq_commands_work_from_the_cli(twin, tmp_path: Path, capsys) -> None:
     report = json.loads(capsys.readouterr().out)
 
     # Then the table names it with its reason and the redrive sends it with its count as an SES tag
-    assert "cli-1" in listing and "S3.NoSuchKeyException" in listing
+    assert "cli-1" in listing and "attachment a.pdf was not found" in listing
     ((redriven,),) = [report["redriven"]]
     (outcome,) = twin.wait_for(redriven["queueMessageId"])
     assert outcome.outcome is Outcome.SENT

@@ -15,6 +15,7 @@ import pytest
 
 from stepmail.core.lock import lock_key
 from stepmail.core.starting import Outcome
+from twin.patches import AwsForms
 
 
 def _message(mail_key: str, *to: str, **fields: Any) -> dict[str, Any]:
@@ -178,18 +179,40 @@ def test_permanent_ses_rejection_goes_to_the_dlq_without_retries(twin) -> None:
     assert twin.lock(report.lock_key) is None  # released: a corrected message can be sent
 
 
-def test_missing_attachment_goes_to_the_dlq(twin) -> None:
-    # Given a message listing an attachment that was never uploaded
-    message = _message("inv-2", attachedFileKeys=["invoice.pdf"])
+@pytest.mark.parametrize(
+    ("s3_not_found", "causes"),
+    [("NoSuchKeyException", "present"), ("NoSuchKeyException", "absent"), ("S3Exception", "present")],
+)
+def test_missing_attachment_goes_to_the_dlq_named_whatever_aws_calls_the_404(
+    twin, s3_not_found: str, causes: str
+) -> None:
+    # Given AWS naming a HEAD 404 one way or the other (and a caught error with or without a Cause),
+    # and a message listing an attachment that was never uploaded, beside one that was
+    twin.twin.hooks.forms = AwsForms(s3_not_found=s3_not_found, causes=causes)
+    message = _message("inv-2", attachedFileKeys=["cover.txt", "invoice.pdf"])
 
     # When it is processed
-    (report,) = twin.wait_for(twin.send_raw(json.dumps(message)))
+    (report,) = twin.wait_for(_send_with(twin, message))
 
-    # Then it is dead-lettered with S3's error and nothing is sent
+    # Then it is dead-lettered at once (no lookup retried), with a reason naming the file and where it
+    # was looked for; nothing is sent and the lock is free
     assert report.outcome is Outcome.DEAD_LETTERED
     (letter,) = twin.dead_letters()
-    assert letter["error"] == "S3.NoSuchKeyException"
+    where = f"s3://{twin.info.bucket}/inv-2/invoice.pdf"
+    assert letter["error"] == "AttachmentMissingError"
+    assert (
+        letter["cause"]
+        == f"attachment invoice.pdf was not found at {where}: upload it, then redrive the message"
+    )
+    assert where in report.reason
+    assert twin.retry_waits("Head Attachment Again") == []
     assert twin.emails == [] and twin.lock(report.lock_key) is None
+
+
+def _send_with(twin, message: dict) -> str:
+    """Upload the first attachment only, then enqueue the message as is."""
+    twin.s3.put_object(Bucket=twin.info.bucket, Key=f"{message['mailKey']}/cover.txt", Body=b"hi")
+    return twin.send_raw(json.dumps(message))
 
 
 def test_invalid_messages_go_to_the_dlq_and_the_rest_of_the_batch_is_sent(twin) -> None:
@@ -230,7 +253,7 @@ def test_a_run_that_dies_after_taking_the_lock_is_sent_once_after_the_lease(make
     twin = make_twin(
         workflow_timeout_seconds=5,
         sender_timeout_seconds=2,
-        lease_seconds=6,
+        lease_seconds=10,
         retry={"interval_seconds": 1, "max_attempts": 1, "max_delay_seconds": 1},
         max_receive_count=50,
         visibility_timeout_seconds=1,

@@ -89,7 +89,7 @@ def test_every_message_ends_in_exactly_one_place_under_random_faults(make_twin, 
     twin = make_twin(
         workflow_timeout_seconds=8,
         sender_timeout_seconds=3,
-        lease_seconds=10,
+        lease_seconds=14,
         retry={"interval_seconds": 1, "max_attempts": 3, "max_delay_seconds": 2},
         max_receive_count=100,
         visibility_timeout_seconds=1,

@@ -15,7 +15,8 @@ from stepmail.core.errors import AWS_ERROR_NAMES, PERMANENT_ERRORS, TRANSIENT_ER
 
 ASL_PATH = Path(__file__).resolve().parents[2] / "statemachine" / "stepmail.asl.json"
 RENDER_AND_SEND = "Render And Send"
-DEAD_LETTER_PATH = "Release Lock Before Dead-Letter"
+DECIDE = "Dead-Letter Or Retry?"
+FAILURE_PATH = "Has A Cause?"
 ASL_DEFAULT_MAX_ATTEMPTS = 3  # what Step Functions uses when a retrier omits MaxAttempts
 
 State = dict[str, Any]
@@ -80,6 +81,14 @@ def test_the_definition_was_loaded_with_nested_states() -> None:
     assert {"Acquire Lock", RENDER_AND_SEND, "Head Attachment", "Dead-Lettered"} <= set(STATES)
 
 
+def _routed_by_the_decision(error_name: str) -> str:
+    """Where "Dead-Letter Or Retry?" sends a failure with this error name."""
+    for choice in STATES[DECIDE]["Choices"]:
+        if {"Variable": "$.error.Error", "StringEquals": error_name} in choice["Or"]:
+            return str(choice["Next"])
+    return str(STATES[DECIDE]["Default"])
+
+
 @pytest.mark.parametrize(("state", "error_name"), sorted(set(_error_names(STATES))))
 def test_every_error_name_in_the_asl_is_a_class_or_an_aws_name(state: str, error_name: str) -> None:
     # Given a name the ASL matches on (or fails with)
@@ -101,11 +110,15 @@ def test_permanent_errors_are_dead_lettered_at_once_by_render_and_send(error: ty
     assert retrier is not None
     assert error.__name__ in retrier["ErrorEquals"], "matched only by a catch-all"
     assert _max_attempts(retrier) == 0
-    # And the first catcher matching it (by name) leads to the dead-letter path
+    # And the failure path sends it to the dead-letter queue
     catcher = _first_matching(state["Catch"], error.__name__)
-    assert catcher is not None
-    assert error.__name__ in catcher["ErrorEquals"]
-    assert catcher["Next"].startswith(DEAD_LETTER_PATH)
+    assert catcher is not None and catcher["Next"] == FAILURE_PATH
+    assert _routed_by_the_decision(error.__name__) == "Send To Dead-Letter Queue"
+
+
+def test_the_decision_dead_letters_exactly_the_permanent_errors() -> None:
+    names = {rule["StringEquals"] for choice in STATES[DECIDE]["Choices"] for rule in choice["Or"]}
+    assert names == {error.__name__ for error in PERMANENT_ERRORS}
 
 
 @pytest.mark.parametrize("error", TRANSIENT_ERRORS, ids=lambda error: error.__name__)
@@ -116,10 +129,21 @@ def test_transient_errors_are_retried_by_render_and_send(error: type[Exception])
     assert _is_retried(retrier)
 
 
-def test_transient_errors_that_outlast_the_retries_go_back_to_the_queue() -> None:
-    catcher = _first_matching(STATES[RENDER_AND_SEND]["Catch"], TRANSIENT_ERRORS[0].__name__)
-    assert catcher is not None
-    assert not catcher["Next"].startswith(DEAD_LETTER_PATH)
+@pytest.mark.parametrize("error", TRANSIENT_ERRORS, ids=lambda error: error.__name__)
+def test_transient_errors_that_outlast_the_retries_go_back_to_the_queue(error: type[Exception]) -> None:
+    catcher = _first_matching(STATES[RENDER_AND_SEND]["Catch"], error.__name__)
+    assert catcher is not None and catcher["Next"] == FAILURE_PATH
+    assert _routed_by_the_decision(error.__name__) == "Retry Later"
+
+
+@pytest.mark.parametrize("state", ["Acquire Lock", "Read Lock", "Resolve Attachments", RENDER_AND_SEND])
+def test_every_failure_goes_through_the_one_failure_path(state: str) -> None:
+    # Every catch-all leads to the path that fills a missing cause, releases the lock and decides
+    catcher = _first_matching(STATES[state]["Catch"], "States.TaskFailed")
+    assert catcher is not None and catcher["Next"] == FAILURE_PATH
+    assert STATES[FAILURE_PATH]["Default"] == "Add A Cause"
+    assert STATES["Add A Cause"]["Next"] == STATES[FAILURE_PATH]["Choices"][0]["Next"] == "Release Lock"
+    assert STATES["Release Lock"]["Next"] == DECIDE
 
 
 def test_an_attachment_that_changed_is_not_retried_inside_the_run() -> None:
@@ -129,15 +153,39 @@ def test_an_attachment_that_changed_is_not_retried_inside_the_run() -> None:
     assert _max_attempts(retrier) == 0
 
 
+#: The Pass state each outcome the starter raises comes from (the run did not fail: it ended there).
+OUTCOME_STATES = {"LockBusyError": ("Lock Busy", "busy"), "RetryLaterError": ("Retry Later", "retry-later")}
+
+
 @pytest.mark.parametrize("outcome", WorkflowOutcome.__subclasses__(), ids=lambda outcome: outcome.__name__)
-def test_every_workflow_outcome_is_the_end_of_a_path(outcome: type[Exception]) -> None:
-    # A failed run names it in a Fail state; a busy lock is not a failed run: it ends in "Lock Busy"
-    fail_errors = {state["Error"] for state in STATES.values() if state["Type"] == "Fail"}
-    if outcome.__name__ == "LockBusyError":
-        assert STATES["Lock Busy"]["Type"] == "Pass"
-        assert STATES["Lock Busy"]["Parameters"]["outcome"] == "busy"
-    else:
-        assert outcome.__name__ in fail_errors
+def test_every_outcome_the_starter_raises_ends_a_path_in_a_pass_state(outcome: type[Exception]) -> None:
+    state_name, value = OUTCOME_STATES[outcome.__name__]
+    assert STATES[state_name]["Type"] == "Pass" and STATES[state_name]["End"] is True
+    assert STATES[state_name]["Parameters"]["outcome"] == value
+
+
+def test_no_top_level_state_fails_the_run() -> None:
+    # A Fail state would count a handled outcome in ExecutionsFailed (the failed-runs alarm)
+    definition = json.loads(ASL_PATH.read_text(encoding="utf-8"))
+    assert [name for name, state in definition["States"].items() if state["Type"] == "Fail"] == []
+
+
+def test_a_missing_attachment_is_told_apart_from_an_unavailable_one_under_either_name() -> None:
+    # Whichever way AWS names an S3 HEAD 404, the lookup's choices send it to "Attachment Not Found"
+    for choice_name in ("Missing Or Unavailable?", "Missing After All?"):
+        choices = STATES[choice_name]["Choices"]
+        assert {
+            "Variable": "$.error.Error",
+            "StringEquals": "S3.NoSuchKeyException",
+            "Next": "Attachment Not Found",
+        } in choices
+        by_cause = [choice for choice in choices if "And" in choice]
+        assert by_cause and by_cause[0]["Next"] == "Attachment Not Found"
+        assert by_cause[0]["And"][0] == {"Variable": "$.error.Cause", "IsPresent": True}
+    assert STATES["Attachment Not Found"]["Error"] == "AttachmentMissingError"
+    assert STATES["Attachment Unavailable"]["Error"] == "AttachmentUnavailableError"
+    # and the first lookup is never retried: a 404 named S3.S3Exception must not wait out the backoff
+    assert "Retry" not in STATES["Head Attachment"]
 
 
 @pytest.mark.parametrize(

@@ -263,7 +263,7 @@ def test_51_distinct_recipients_are_refused() -> None:
     addresses = _addresses(MAX_RECIPIENTS + 1)
     document = _with(toAddress=None, to=addresses[:25], cc=addresses[25:50], bcc=addresses[50:])
     # Then the message is refused with the count
-    assert "51 recipients" in _reason(document)
+    assert "51 different recipients" in _reason(document) and "1 too many" in _reason(document)
 
 
 @pytest.mark.parametrize(
@@ -469,11 +469,11 @@ def test_a_configuration_set_that_is_not_allowed_is_refused() -> None:
 
 
 def test_a_message_larger_than_a_workflow_run_can_hold_is_refused() -> None:
-    # Given a message just over the size that fits a Step Functions run
+    # Given a message over the size a Step Functions run's input can hold at all
     document = _with(body="a" * MAX_MESSAGE_BYTES)
-    # Then it is refused with its size and the limit
+    # Then it is refused with its size and the limit, before any validation
     reason = _reason(document)
-    assert f"at most {MAX_MESSAGE_BYTES}" in reason
+    assert f"at most {MAX_MESSAGE_BYTES:,}" in reason and "bytes too many" in reason
 
 
 def test_a_huge_subject_is_refused() -> None:

@@ -137,7 +137,7 @@ def test_attachments_make_multipart_mixed_with_the_body_first_and_bytes_exact() 
     # Given attachments of random binary data (every byte value), an exact base64 line, and an empty file
     every_byte = bytes(range(256)) * 4
     files = {
-        "docs/report.pdf": _random_bytes(100_003, seed=1),
+        "report.pdf": _random_bytes(100_003, seed=1),
         "every-byte.bin": every_byte,
         "one-line.bin": _random_bytes(57, seed=2),
         "empty.txt": b"",
@@ -231,10 +231,10 @@ def test_the_date_defaults_to_now() -> None:
 
 def test_unicode_subject_display_names_and_filename_round_trip() -> None:
     # Given non-ASCII text in the subject, the display names and an attachment's file name
-    message = _unicode_message([f"docs/{UNICODE_FILENAME}"])
+    message = _unicode_message([UNICODE_FILENAME])
     data = _random_bytes(5_000, seed=3)
     # When rendered and parsed back
-    raw = render_email(message, [Attachment(f"docs/{UNICODE_FILENAME}", "application/pdf", data)])
+    raw = render_email(message, [Attachment(UNICODE_FILENAME, "application/pdf", data)])
     parsed = _parse(raw)
     # Then a reader sees exactly the original text
     assert parsed["Subject"] == message.subject
@@ -439,14 +439,13 @@ def test_attachment_repr_does_not_show_its_bytes() -> None:
         ("INVOICE.PDF", "", "application/pdf"),
         ("photo.jpg", "image/png", "image/png"),  # a specific declared type wins over the name
         ("photo", "image/png", "image/png"),
-        ("reports/q3.docx", "", DOCX),
-        ("data/export.csv.gz", "", "application/gzip"),  # compressed: the archive's type, not CSV's
+        ("q3.docx", "", DOCX),
+        ("export.csv.gz", "", "application/gzip"),  # compressed: the archive's type, not CSV's
         ("backup.tar.bz2", "binary/octet-stream", "application/x-bzip2"),
         ("notes.txt", "text/plain; charset=ISO-8859-1", "text/plain; charset=ISO-8859-1"),
         ("notes.txt", "TEXT/PLAIN", "text/plain"),
         ("image.png", 'image/png; name="x"', "image/png"),  # other parameters are dropped
-        ("README", "", "application/octet-stream"),
-        ("v2.0/README", "", "application/octet-stream"),  # only the last segment is the file name
+        ("README", "", "application/octet-stream"),  # no extension: nothing to guess from
         ("data.unknownext", "", "application/octet-stream"),
         ("forwarded.eml", "", "application/octet-stream"),
         ("forwarded.eml", "message/rfc822", "application/octet-stream"),  # base64 is not allowed for it
@@ -482,7 +481,7 @@ def test_base64_encoded_size_is_exact(size: int) -> None:
 )
 def test_the_estimate_is_an_upper_bound_of_the_real_size(sizes: list[int]) -> None:
     # Given a message with non-ASCII everywhere and attachments of these sizes
-    names = [f"{index}/{UNICODE_FILENAME}" for index in range(len(sizes))]
+    names = [f"{index}-{UNICODE_FILENAME}" for index in range(len(sizes))]
     message = _unicode_message(names)
     attachments = [
         Attachment(name, "", _random_bytes(size, seed=size)) for name, size in zip(names, sizes, strict=True)

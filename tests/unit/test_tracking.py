@@ -13,7 +13,7 @@ import pytest
 from stepmail.adapters import metrics
 from stepmail.core.errors import SesThrottledError
 from stepmail.core.message import SenderPolicy
-from stepmail.core.starting import StartPolicy
+from stepmail.core.starting import Ports, StartPolicy
 from stepmail.core.tracking import (
     STATUS_RANK,
     DeliveryEvent,
@@ -205,15 +205,14 @@ def test_tracker_handler_unwraps_eventbridge_and_counts_the_event_type() -> None
 # ---------------------------------------------------------------- the metrics of the other handlers
 def test_starter_counts_duplicates_dead_letters_by_reason_and_retries() -> None:
     # Given the starter with a fake workflow that ends runs as the mailKey says, and a fake sink
-    from tests.unit.test_handlers import FakeQueue, FakeWorkflow
+    from tests.unit.test_handlers import FakeLocks, FakeQueue, FakeWorkflow
 
     fake_metrics = FakeMetrics()
     policy = StartPolicy(
         SenderPolicy(("example.com",), "no-reply@example.com"), lease_seconds=60, dedup_window_seconds=3600
     )
-    starter = starter_handler.Starter(
-        policy=policy, workflow=FakeWorkflow(), dead_letters=FakeQueue(), metrics=fake_metrics
-    )
+    ports = Ports(workflow=FakeWorkflow(), dead_letters=FakeQueue(), locks=FakeLocks())
+    starter = starter_handler.Starter(policy=policy, ports=ports, metrics=fake_metrics)
 
     # When it handles the batch (sent, duplicate, busy, dead-lettered, retry-later, invalid)
     starter_handler.handler(_event("sqs_batch.json"), None, starter=starter)

@@ -12,13 +12,18 @@ from datetime import datetime
 from itertools import pairwise
 from typing import Any
 
-#: What the console calls each way a run can end (the starter's outcomes, as the workflow reports them).
-STATUSES = ("succeeded", "duplicate", "busy", "dead-lettered", "failed", "running")
+from stepmail.core.contract import RunOutcome
+
+#: What the console calls each way a run can end: the workflow's outcome (every handled end is a Pass
+#: state naming it, see stepmail.core.contract), "failed" for a real failure, or "running".
+STATUSES = ("succeeded", "duplicate", "busy", "dead-lettered", "retry-later", "failed", "running")
 _OUTCOME_STATUS = {
-    "sent": "succeeded",
-    "sent-unrecorded": "succeeded",
-    "duplicate": "duplicate",
-    "busy": "busy",
+    RunOutcome.SENT: "succeeded",
+    RunOutcome.SENT_UNRECORDED: "succeeded",
+    RunOutcome.DUPLICATE: "duplicate",
+    RunOutcome.BUSY: "busy",
+    RunOutcome.DEAD_LETTERED: "dead-lettered",
+    RunOutcome.RETRY_LATER: "retry-later",
 }
 _SCHEDULED = ("TaskScheduled", "LambdaFunctionScheduled", "ActivityScheduled")
 
@@ -41,10 +46,11 @@ def summarize(described: dict[str, Any]) -> dict[str, Any]:
         "mailKey": message.get("mailKey"),
         "recipients": [*message.get("to", []), *message.get("cc", []), *message.get("bcc", [])],
         "subject": message.get("subject"),
-        "status": run_status(described["status"], output.get("outcome"), described.get("error")),
+        "status": run_status(described["status"], output.get("outcome")),
         "outcome": output.get("outcome"),
-        "error": described.get("error"),
-        "cause": described.get("cause"),
+        # A handled failure is in the run's output; a real one in the execution's own error
+        "error": described.get("error") or output.get("error"),
+        "cause": described.get("cause") or output.get("cause"),
         "startDate": _iso(start),
         "stopDate": _iso(stop),
         "durationMs": round((stop - start).total_seconds() * 1000) if stop else None,
@@ -66,14 +72,13 @@ def detail(
     }
 
 
-def run_status(status: str, outcome: str | None, error: str | None) -> str:
+def run_status(status: str, outcome: str | None) -> str:
     """The console's status of a run from Step Functions' status and the workflow's own outcome."""
     if status == "RUNNING":
         return "running"
-    if status == "SUCCEEDED":
-        return _OUTCOME_STATUS.get(outcome or "", "succeeded")
-    # Dead-Lettered is a Fail state on purpose (red on AWS's console too), but the email was handled.
-    return "dead-lettered" if error == "DeadLetteredError" else "failed"
+    if status == "SUCCEEDED" and outcome in tuple(RunOutcome):
+        return _OUTCOME_STATUS[RunOutcome(outcome)]
+    return "failed"
 
 
 def matches(summary: dict[str, Any], *, status: str | None, text: str | None) -> bool:

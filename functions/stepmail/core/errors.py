@@ -9,10 +9,15 @@ Three families:
 
 * permanent: the email can never be sent as requested; the workflow dead-letters it at once;
 * transient: worth retrying with backoff inside the run, then worth retrying later from the queue;
-* workflow outcomes: names of the ASL's ``Fail`` states, read back by the starter.
+* outcomes the starter raises so that SQS delivers the message again (lock busy, retry later).
+
+A reason is at most :data:`MAX_REASON_CHARS` characters: the sender's errors become the error cause a
+run carries, and the run's size budget (:mod:`stepmail.core.budget`) counts on that bound.
 """
 
 from __future__ import annotations
+
+MAX_REASON_CHARS = 1_000
 
 
 class StepmailError(Exception):
@@ -24,7 +29,23 @@ class StepmailError(Exception):
     @property
     def reason(self) -> str:
         """A sentence for the dead-letter queue and the logs (never contains the email body)."""
-        return str(self) or type(self).__name__
+        return _bounded(str(self)) or type(self).__name__
+
+
+def _bounded(text: str) -> str:
+    return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 1] + "\u2026"
+
+
+def bounded_error(error: BaseException) -> StepmailError:
+    """``error`` as the contract's error with a bounded reason, to raise from a Lambda handler.
+
+    A contract error keeps its class (the ASL matches it by name); anything else (a bug, a library's
+    error) becomes :class:`SenderFailedError` naming it.  Raised ``from None`` by the handler, it carries
+    a one-frame stack trace: the error cause a run carries stays within its budget.
+    """
+    if isinstance(error, StepmailError):
+        return type(error)(error.reason)
+    return SenderFailedError(_bounded(f"{type(error).__name__}: {error}"))
 
 
 # ---------------------------------------------------------------- permanent: dead-letter at once
@@ -85,24 +106,26 @@ class AttachmentChangedError(TransientError):
     """
 
 
-# ---------------------------------------------------------------- workflow outcomes (Fail states)
+class SenderFailedError(StepmailError):
+    """The sender failed for a reason outside the contract (a bug, a library's error): the workflow gives
+    the message back to the queue, and after the queue's last delivery the starter dead-letters it with
+    this reason."""
+
+
+# ---------------------------------------------------------------- outcomes the starter raises
 class WorkflowOutcome(StepmailError):
-    """How a run ended when it did not send: the Fail states' ``Error`` names, raised by the starter."""
-
-
-class DeadLetteredError(WorkflowOutcome):
-    """The workflow sent the message to the dead-letter queue with its reason: handled, do not retry."""
+    """A run ended without sending and the message must come back from the queue: the starter raises
+    one of these so SQS delivers it again (see :class:`stepmail.core.contract.RunOutcome`)."""
 
 
 class LockBusyError(WorkflowOutcome):
-    """Another run holds the lock for this email and its lease has not expired: retry later.
-
-    The run ends in the "Lock Busy" Pass state (outcome ``busy``, not a failed run); the starter
-    raises this so the record goes back to the queue."""
+    """Another run holds the lock for this email and its lease has not expired: retry later (the run
+    ended in the "Lock Busy" state, outcome ``busy``)."""
 
 
 class RetryLaterError(WorkflowOutcome):
-    """A transient failure outlasted the in-run retries: the lock was released, retry from the queue."""
+    """A transient failure outlasted the in-run retries: the lock was released, retry from the queue
+    (the run ended in the "Retry Later" state, outcome ``retry-later``)."""
 
 
 PERMANENT_ERRORS: tuple[type[PermanentError], ...] = (
@@ -125,7 +148,8 @@ TRANSIENT_ERRORS: tuple[type[TransientError], ...] = (
 
 AWS_ERROR_NAMES: frozenset[str] = frozenset(
     {
-        # Step Functions' own names.
+        # Step Functions' own names (States.DataLimitExceeded and States.Runtime are never caught:
+        # the starter handles them, see stepmail.core.starting.UNCATCHABLE_ERRORS).
         "States.ALL",
         "States.Timeout",
         "States.TaskFailed",
@@ -134,9 +158,13 @@ AWS_ERROR_NAMES: frozenset[str] = frozenset(
         "Lambda.AWSLambdaException",
         "Lambda.SdkClientException",
         "Lambda.TooManyRequestsException",
+        "Lambda.ClientExecutionTimeoutException",  # AWS's guidance: retry it with the other three
         "Lambda.Unknown",
         # dynamodb:* optimized integrations.
+        # AWS's documentation spells DynamoDB errors both ways (the SDK's class and the error code):
+        # where the ASL must tell one error from the rest, it lists both.
         "DynamoDB.ConditionalCheckFailedException",
+        "DynamoDB.ConditionalCheckFailed",
         "DynamoDB.ProvisionedThroughputExceededException",
         "DynamoDB.ThrottlingException",
         "DynamoDB.RequestLimitExceeded",

@@ -4,15 +4,27 @@ Compatible with producers of the system stepmail grew from (``mailKey``, ``subje
 ``toAddress``, ``attachedFileKeys``) and extended with HTML, cc/bcc/reply-to, headers, tags and a
 configuration set.  Validation is strict and its messages are written for the dead-letter queue:
 whatever a producer writes cannot add a header or a recipient, nor reach outside ``<mailKey>/``.
+
+Two rules keep every accepted message to itself:
+
+* **one recipient, one destination**: the same mailbox given twice (in any case, in to, cc or bcc) is
+  one recipient; :meth:`MailMessage.destinations` keeps its first occurrence (to, then cc, then bcc),
+  and the count, the lock key, the headers and SES's destinations all use that one list;
+* **keys that cannot overlap**: an attachment is a file directly under ``<mailKey>/`` (its name has
+  no ``/``), so no message can name a file under another mail key's prefix (mail key ``t-1`` with
+  ``b/secret.txt`` would read the file of mail key ``t-1/b``).
+
+One parser reads every body (:func:`parse_document`): the starter, the producer client, a redrive and
+the console all accept and refuse exactly the same JSON.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -32,9 +44,10 @@ MAX_HEADER_VALUE_LENGTH = 998
 MAX_HEADER_LINE_LENGTH = 998  # RFC 5322: "Name: value" on one line, CRLF excluded
 MAX_HEADERS = 50
 MAX_S3_KEY_BYTES = 1024
-#: Step Functions caps state input at 262,144 bytes; the run adds the lock, the attachments' metadata
-#: and, on failure, the error beside the message, so the message itself must leave room for those.
-MAX_MESSAGE_BYTES = 262_144 - 32_768
+#: No body larger than this can start a run: it is both the mail queue's maximum message size and Step
+#: Functions' limit for a run's input.  Whether a smaller one fits every payload of its run is decided
+#: by :mod:`stepmail.core.budget`.
+MAX_MESSAGE_BYTES = 262_144
 
 _MAIL_KEY = re.compile(r"^[A-Za-z0-9!_.*'()@=+-]+(/[A-Za-z0-9!_.*'()@=+-]+)*$")
 _HEADER_NAME = re.compile(r"^[!-9;-~]{1,76}$")  # RFC 5322 field name: printable ASCII except ':'
@@ -70,15 +83,21 @@ def _refuse_controls(text: str, what: str, *, allow_newlines: bool) -> None:
 
 
 def check_attachment_name(name: str) -> str:
-    """A file name under ``<mailKey>/``: relative, no ``.``/``..`` segments, no backslashes or controls."""
+    """A file directly under ``<mailKey>/``: not empty, not ``.``/``..``, no ``/``, backslash or controls.
+
+    A ``/`` would reach into another mail key's files: mail key ``t-1`` listing ``b/secret.txt`` reads
+    ``t-1/b/secret.txt``, a file of mail key ``t-1/b``.
+    """
     if not name:
         raise ValueError("attachment name is empty")
     refuse_unsafe_characters(name, "attachment name")
-    if name.startswith("/") or "\\" in name:
-        raise ValueError(f"attachment name {name!r} must be relative to <mailKey>/")
-    segments = name.split("/")
-    if any(segment in ("", ".", "..") for segment in segments):
-        raise ValueError(f"attachment name {name!r} could escape <mailKey>/")
+    if "/" in name or "\\" in name:
+        raise ValueError(
+            f"attachment name {name!r} contains '/' or '\\': an attachment is a file directly under "
+            "<mailKey>/ (a path could reach the files of another mail key)"
+        )
+    if name in (".", ".."):
+        raise ValueError(f"attachment name {name!r} is not a file name")
     return name
 
 
@@ -223,7 +242,9 @@ class MailMessage(BaseModel):
             raise ValueError("no recipient: give toAddress, to, cc or bcc")
         if len(recipients) > MAX_RECIPIENTS:
             raise ValueError(
-                f"{len(recipients)} recipients: SES allows at most {MAX_RECIPIENTS} across to/cc/bcc"
+                f"{len(recipients)} different recipients: SES allows at most {MAX_RECIPIENTS} across "
+                f"to/cc/bcc ({len(recipients) - MAX_RECIPIENTS} too many; the same address given twice, "
+                "in any case, counts once)"
             )
         for name in self.attached_file_keys:
             if len(f"{self.mail_key}/{name}".encode()) > MAX_S3_KEY_BYTES:
@@ -231,14 +252,33 @@ class MailMessage(BaseModel):
         return self
 
     # ------------------------------------------------------------------ derived views
+    def destinations(self) -> Destinations:
+        """Each recipient once, where it first appears: ``toAddress``, ``to``, then ``cc``, then ``bcc``.
+
+        The one list the headers, SES's envelope, the count and the lock key are made from: the same
+        address in another case, or again in a later list, is dropped (a mailbox first given in
+        ``to`` and again in ``bcc`` is a visible recipient, once).
+        """
+        seen: set[str] = set()
+        lists: list[list[str]] = []
+        for mailboxes in (([self.to_address] if self.to_address else []) + self.to, self.cc, self.bcc):
+            kept = []
+            for mailbox in mailboxes:
+                key = recipient_key(parse_mailbox(mailbox).address)
+                if key not in seen:
+                    seen.add(key)
+                    kept.append(mailbox)
+            lists.append(kept)
+        return Destinations(*lists)
+
     def to_mailboxes(self) -> list[str]:
-        """Every ``To`` mailbox: the original ``toAddress`` first, then ``to``, without repeats."""
-        return _unique(([self.to_address] if self.to_address else []) + self.to)
+        """The ``To`` recipients, each once (see :meth:`destinations`)."""
+        return self.destinations().to
 
     def recipients(self) -> list[str]:
         """The envelope recipients (to, cc, bcc), bare addresses, each once (case-insensitive)."""
-        mailboxes = self.to_mailboxes() + self.cc + self.bcc
-        return _unique(parse_mailbox(mailbox).address for mailbox in mailboxes)
+        to, cc, bcc = self.destinations()
+        return [parse_mailbox(mailbox).address for mailbox in to + cc + bcc]
 
     def to_json_dict(self) -> dict[str, Any]:
         """The message as JSON (camelCase), without empty optional fields."""
@@ -246,22 +286,19 @@ class MailMessage(BaseModel):
         return document | {"mailKey": self.mail_key}
 
 
+class Destinations(NamedTuple):
+    """The recipients of one email, each once, as mailboxes (``Name <addr>`` or ``addr``)."""
+
+    to: list[str]
+    cc: list[str]
+    bcc: list[str]
+
+
 def _mailbox(text: str) -> str:
     try:
         return str(parse_mailbox(text))
     except AddressError as error:
         raise ValueError(str(error)) from error
-
-
-def _unique(items: Iterable[str]) -> list[str]:
-    seen: set[str] = set()
-    result: list[str] = []
-    for item in items:
-        key = recipient_key(item)
-        if key not in seen:
-            seen.add(key)
-            result.append(item)
-    return result
 
 
 @dataclass(frozen=True)
@@ -298,33 +335,87 @@ def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def parse_message(body: str | bytes, policy: SenderPolicy) -> MailMessage:
-    """Parse and validate a queue message body.
+def _reject_constant(name: str) -> Any:
+    raise InvalidMessageError(f"the body is not valid JSON: {name} is not a JSON number")
+
+
+def _refuse_surrogates(document: dict[str, Any]) -> None:
+    """Refuse a lone UTF-16 surrogate (``"\\ud800"``) anywhere: it is not Unicode text, and no UTF-8
+    payload (a run's state, an email) can carry it."""
+    try:
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise InvalidMessageError(
+            f"the body holds an unpaired UTF-16 surrogate U+{ord(error.object[error.start]):04X}: "
+            "it is not valid text"
+        ) from None
+
+
+def parse_document(body: str | bytes) -> dict[str, Any]:
+    """The one strict JSON reading of a message body, shared by every component that reads one.
 
     Raises
     ------
     InvalidMessageError
-        With a readable reason: bad JSON, duplicate keys, schema violations, unsafe keys, too many
-        recipients, a sender or configuration set the deployment does not allow, too large.
+        Larger than a run can hold, not UTF-8, not JSON, a key given twice, ``NaN`` or ``Infinity``,
+        an unpaired surrogate, nested too deeply, or not a JSON object.
     """
     raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
     if len(raw) > MAX_MESSAGE_BYTES:
         raise InvalidMessageError(
-            f"the message is {len(raw)} bytes; at most {MAX_MESSAGE_BYTES} fit a workflow run"
+            f"the message is {len(raw):,} bytes: a run's input holds at most {MAX_MESSAGE_BYTES:,} "
+            f"(Step Functions' limit; {len(raw) - MAX_MESSAGE_BYTES:,} bytes too many)"
         )
     try:
-        document = json.loads(raw, object_pairs_hook=_reject_duplicate_keys)
+        document = json.loads(raw, object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant)
     except ValueError as error:  # includes JSONDecodeError and UnicodeDecodeError
         raise InvalidMessageError(f"the body is not valid JSON: {error}") from None
     except RecursionError:
         raise InvalidMessageError("the body is not valid JSON: it is nested too deeply") from None
     if not isinstance(document, dict):
         raise InvalidMessageError("the body must be a JSON object")
+    _refuse_surrogates(document)
+    return document
+
+
+def validate_message(document: Mapping[str, Any]) -> MailMessage:
+    """Validate a parsed body against the contract (the deployment's sender rules aside).
+
+    Raises
+    ------
+    InvalidMessageError
+        With one readable line per problem.
+    """
     try:
-        message = MailMessage.model_validate(document)
+        return MailMessage.model_validate(dict(document))
     except ValidationError as error:
         raise InvalidMessageError(describe_validation_error(error)) from None
-    return policy.resolve(message)
+
+
+def parse_message(body: str | bytes, policy: SenderPolicy) -> MailMessage:
+    """Parse and validate a queue message body, as the starter does.
+
+    Raises
+    ------
+    InvalidMessageError
+        With a readable reason: see :func:`parse_document`, :func:`validate_message` and
+        :meth:`SenderPolicy.resolve`.
+    """
+    return policy.resolve(validate_message(parse_document(body)))
+
+
+def message_body(document: Mapping[str, Any]) -> str:
+    """A message as the body to put on the queue: compact JSON, UTF-8 text unescaped.
+
+    Raises
+    ------
+    InvalidMessageError
+        When the document holds a value JSON cannot carry (NaN, Infinity).
+    """
+    try:
+        return json.dumps(dict(document), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError as error:
+        raise InvalidMessageError(f"the message cannot be written as JSON: {error}") from None
 
 
 def describe_validation_error(error: ValidationError) -> str:

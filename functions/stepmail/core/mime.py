@@ -360,7 +360,8 @@ def _head(message: MailMessage, date: datetime, boundary: str | None) -> bytes:
         raise InvalidMessageError("the message has no sender: the starter fills 'from' before a run")
     try:
         fields = [_address_field("From", [message.from_address])]
-        recipients = (("To", message.to_mailboxes()), ("Cc", message.cc), ("Reply-To", message.reply_to))
+        to, cc, _bcc = message.destinations()  # each recipient once; bcc only in the envelope
+        recipients = (("To", to), ("Cc", cc), ("Reply-To", message.reply_to))
         fields += [_address_field(name, mailboxes) for name, mailboxes in recipients if mailboxes]
     except AddressError as error:
         raise InvalidMessageError(f"an address cannot be rendered: {error}") from None

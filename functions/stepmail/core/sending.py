@@ -8,9 +8,10 @@ what is sent is what was resolved.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from stepmail.core.addresses import parse_mailbox
 from stepmail.core.message import MailMessage
@@ -19,49 +20,60 @@ from stepmail.core.templates import TemplateSource, apply_template
 
 
 class StoredObject(BaseModel):
-    """S3 HeadObject's answer, as the Map state selects it."""
+    """One attachment as Resolve Attachments found it (S3 HeadObject's size and ETag)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     size: int = Field(ge=0)
-    content_type: str = Field(default="", alias="contentType")
     etag: str
 
 
-class ResolvedAttachment(BaseModel):
-    """One item of the Resolve Attachments Map's output."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    mail_key: str = Field(alias="mailKey")
-    name: str
-    object: StoredObject
-
-    @property
-    def key(self) -> str:
-        return f"{self.mail_key}/{self.name}"
-
-
 class SendRequest(BaseModel):
-    """The sender Lambda's payload (see "Render And Send" in the ASL)."""
+    """The sender Lambda's payload (see "Render And Send" in the ASL).
+
+    ``attachments`` holds one :class:`StoredObject` per entry of the message's ``attachedFileKeys``,
+    in the same order: the Map keeps names out of the run's state (they are in the message).
+    """
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     message: MailMessage
-    attachments: list[ResolvedAttachment] = Field(default_factory=list)
+    attachments: list[StoredObject] = Field(default_factory=list)
     lock_key: str = Field(alias="lockKey")
     execution_id: str = Field(default="", alias="executionId")
+
+    @model_validator(mode="after")
+    def _one_object_per_attachment(self) -> SendRequest:
+        if len(self.attachments) != len(self.message.attached_file_keys):
+            raise ValueError(
+                f"{len(self.attachments)} resolved attachments for "
+                f"{len(self.message.attached_file_keys)} names in attachedFileKeys"
+            )
+        return self
+
+    def resolved(self) -> list[tuple[str, StoredObject]]:
+        """Each attachment's name with what Resolve Attachments found."""
+        return list(zip(self.message.attached_file_keys, self.attachments, strict=True))
 
 
 class SendResult(BaseModel):
     message_id: str = Field(serialization_alias="messageId")
 
 
-class AttachmentStore(Protocol):
-    def read(self, key: str, etag: str) -> bytes:
-        """The object's bytes at exactly this ETag.
+@dataclass(frozen=True)
+class StoredFile:
+    """An attachment's bytes and the content type the store keeps with them (possibly empty)."""
 
-        Raises AttachmentMissingError, AttachmentChangedError or AttachmentUnavailableError.
+    data: bytes = field(repr=False)
+    content_type: str = ""
+
+
+class AttachmentStore(Protocol):
+    def read(self, key: str, etag: str) -> StoredFile:
+        """The object at exactly this ETag.
+
+        Raises AttachmentMissingError, AttachmentChangedError or AttachmentUnavailableError, each
+        naming the key and where it was looked for.
         """
         ...
 
@@ -84,6 +96,11 @@ class MailTransport(Protocol):
         SendingPausedError.
         """
         ...
+
+
+def _read(store: AttachmentStore, mail_key: str, name: str, stored: StoredObject) -> Attachment:
+    file = store.read(f"{mail_key}/{name}", stored.etag)
+    return Attachment(name, file.content_type, file.data)
 
 
 def _addresses(mailboxes: Sequence[str]) -> list[str]:
@@ -112,20 +129,19 @@ def send_email(
         From the transport.
     """
     message = apply_template(request.message, templates)
-    check_estimated_size(message, [item.object.size for item in request.attachments])
-    attachments = [
-        Attachment(item.name, item.object.content_type, store.read(item.key, item.object.etag))
-        for item in request.attachments
-    ]
+    resolved = request.resolved()
+    check_estimated_size(message, [stored.size for _, stored in resolved])
+    attachments = [_read(store, message.mail_key, name, stored) for name, stored in resolved]
     raw = render_email(message, attachments)
     del attachments  # the MIME bytes hold everything now; free the originals before the upload
+    to, cc, bcc = message.destinations()
     message_id = transport.send_raw(
         # The bare address: SES wants a non-ASCII display name encoded here, and the From header of
         # the raw message already carries the name.
         sender=parse_mailbox(message.from_address or "").address,
-        to=_addresses(message.to_mailboxes()),
-        cc=_addresses(message.cc),
-        bcc=_addresses(message.bcc),
+        to=_addresses(to),
+        cc=_addresses(cc),
+        bcc=_addresses(bcc),
         raw=raw,
         configuration_set=message.configuration_set or default_configuration_set or None,
         tags=message.tags,

@@ -6,6 +6,7 @@ Errors are raised as the contract's classes; Step Functions matches them by clas
 from __future__ import annotations
 
 import os
+import traceback
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -16,7 +17,7 @@ from stepmail.adapters.metrics import ATTACHMENT_BYTES, EMAILS_SENT, THROTTLED, 
 from stepmail.adapters.s3 import S3AttachmentStore
 from stepmail.adapters.ses import SesMailTransport
 from stepmail.adapters.templates import DirectoryTemplates
-from stepmail.core.errors import SesThrottledError
+from stepmail.core.errors import SesThrottledError, StepmailError, bounded_error
 from stepmail.core.sending import AttachmentStore, MailTransport, SendRequest, send_email
 from stepmail.core.templates import TemplateSource
 from stepmail.settings import SenderSettings
@@ -45,7 +46,7 @@ class Sender:
             self.metrics.count(THROTTLED)  # the workflow retries it: a rising count means the quota binds
             raise
         self.metrics.count(EMAILS_SENT)
-        self.metrics.size(ATTACHMENT_BYTES, sum(item.object.size for item in request.attachments))
+        self.metrics.size(ATTACHMENT_BYTES, sum(item.size for item in request.attachments))
         logger.info(
             "email sent",
             extra={
@@ -73,4 +74,12 @@ def _sender_from_environment() -> Sender:
 
 def handler(event: dict[str, Any], context: Any, sender: Sender | None = None) -> dict[str, Any]:
     sender = sender or _sender_from_environment()
-    return sender.send(SendRequest.model_validate(event))
+    try:
+        return sender.send(SendRequest.model_validate(event))
+    except Exception as error:
+        if not isinstance(error, StepmailError):  # a bug: keep where it happened (frames, not the text)
+            trace = traceback.format_tb(error.__traceback__)
+            logger.error("unexpected error", extra={"error": type(error).__name__, "trace": trace})
+        # The contract's class with a bounded reason and a one-frame trace: the cause the run carries
+        # stays within its size budget (stepmail.core.budget), whatever raised.
+        raise bounded_error(error) from None

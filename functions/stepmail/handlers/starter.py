@@ -22,6 +22,7 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from stepmail.adapters.locks import DynamoDbLockTable
 from stepmail.adapters.metrics import (
     DEAD_LETTERED,
     DUPLICATES_SKIPPED,
@@ -32,8 +33,9 @@ from stepmail.adapters.metrics import (
 )
 from stepmail.adapters.sfn import SfnWorkflow
 from stepmail.adapters.sqs import SqsDeadLetterQueue
+from stepmail.core.contract import Delivery, Outcome
 from stepmail.core.message import SenderPolicy
-from stepmail.core.starting import DeadLetterQueue, Outcome, StartPolicy, StartReport, Workflow, start_email
+from stepmail.core.starting import Ports, StartPolicy, StartReport, start_email
 from stepmail.settings import StarterSettings
 
 logger = Logger(service="stepmail")
@@ -43,20 +45,17 @@ _runs = ThreadPoolExecutor(max_workers=10, thread_name_prefix="run")  # one per 
 @dataclass(frozen=True)
 class Starter:
     policy: StartPolicy
-    workflow: Workflow
-    dead_letters: DeadLetterQueue
+    ports: Ports
     log_email_content: bool = False
     metrics: MetricsSink = field(default_factory=EmfMetrics)
 
     def start(self, record: SQSRecord) -> StartReport:
+        delivery = Delivery(
+            queue_message_id=record.message_id,
+            receive_count=int(record.attributes.approximate_receive_count or 1),
+        )
         try:
-            report = start_email(
-                record.body,
-                queue_message_id=record.message_id,
-                policy=self.policy,
-                workflow=self.workflow,
-                dead_letters=self.dead_letters,
-            )
+            report = start_email(record.body, delivery=delivery, policy=self.policy, ports=self.ports)
         except Exception as error:
             logger.warning(
                 "retry later", extra={"queueMessageId": record.message_id, "error": type(error).__name__}
@@ -70,10 +69,8 @@ class Starter:
     def _count(self, report: StartReport) -> None:
         if report.outcome is Outcome.DUPLICATE:
             self.metrics.count(DUPLICATES_SKIPPED)
-        elif report.outcome is Outcome.REJECTED:
-            self.metrics.count(DEAD_LETTERED, dimensions={REASON: "invalid-message"})
-        elif report.outcome is Outcome.DEAD_LETTERED:
-            self.metrics.count(DEAD_LETTERED, dimensions={REASON: "workflow"})
+        elif report.dead_letter_kind is not None:
+            self.metrics.count(DEAD_LETTERED, dimensions={REASON: str(report.dead_letter_kind)})
 
     def _log(self, record: SQSRecord, report: StartReport) -> None:
         fields: dict[str, Any] = {
@@ -83,26 +80,30 @@ class Starter:
             "lockKey": report.lock_key,
             "executionArn": report.execution_arn,
             "sesMessageId": report.message_id,
+            "error": report.error,
         }
         if report.reason and self.log_email_content:
             fields["reason"] = report.reason  # may quote an address: only when content logging is on
         logger.info("message handled", extra={key: value for key, value in fields.items() if value})
 
 
-def build_starter(settings: StarterSettings, *, sfn_client: Any = None, sqs_client: Any = None) -> Starter:
+def build_starter(
+    settings: StarterSettings, *, sfn_client: Any = None, sqs_client: Any = None, dynamodb_client: Any = None
+) -> Starter:
     policy = StartPolicy(
         senders=SenderPolicy(
             settings.sender_identities, settings.default_sender, settings.configuration_sets
         ),
         lease_seconds=settings.lease_seconds,
         dedup_window_seconds=settings.dedup_window_seconds,
+        max_receive_count=settings.max_receive_count,
     )
-    return Starter(
-        policy=policy,
+    ports = Ports(
         workflow=SfnWorkflow(settings.state_machine_arn, sfn_client),
         dead_letters=SqsDeadLetterQueue(settings.dead_letter_queue_url, sqs_client),
-        log_email_content=settings.log_email_content,
+        locks=DynamoDbLockTable(settings.lock_table, settings.failure_note_ttl_seconds, dynamodb_client),
     )
+    return Starter(policy=policy, ports=ports, log_email_content=settings.log_email_content)
 
 
 @lru_cache(maxsize=1)

@@ -3,7 +3,7 @@
 "use strict";
 
 const API = "/console/api";
-const STATUSES = ["succeeded", "duplicate", "busy", "dead-lettered", "failed", "running"];
+const STATUSES = ["succeeded", "duplicate", "busy", "dead-lettered", "retry-later", "failed", "running"];
 const view = () => document.getElementById("view");
 let refreshTimer = null;
 let filters = { status: "", q: "" };
