@@ -118,9 +118,7 @@ def test_a_dead_lettered_and_a_retried_run(scenario: Scenario, page: Page) -> No
 
     # Then the Catch edge to the DLQ is highlighted and the failing state is red with its error
     graph = page.locator("svg.graph")
-    catch = graph.locator(
-        'g.edge[data-source="Resolve Attachments"][data-target="Has A Cause?"]'
-    )
+    catch = graph.locator('g.edge[data-source="Resolve Attachments"][data-target="Has A Cause?"]')
     expect(catch).to_have_attribute("data-taken", "true")
     expect(catch).to_have_attribute("data-kind", "catch")
     head = graph.locator('g.node[data-node="Head Attachment"]')

@@ -87,7 +87,9 @@ def test_every_dead_letter_shape_is_listed_and_the_repaired_ones_are_redriven(fa
         "outage-2": "queue",
     }
     assert "not valid JSON" in by_key[None].reason
-    assert by_key["inv-1"].reason.startswith("AttachmentMissingError: attachment a.pdf was not found at s3://")
+    assert by_key["inv-1"].reason.startswith(
+        "AttachmentMissingError: attachment a.pdf was not found at s3://"
+    )
     assert by_key["inv-1"].recipients == (TO,)
     assert by_key["outage-1"].reason.startswith("RetryLaterError: not sent after 2 deliveries")
     assert "SesUnavailableError" in by_key["outage-1"].reason
