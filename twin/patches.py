@@ -28,7 +28,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto.core.responses import ActionResult
@@ -46,6 +45,7 @@ from moto.stepfunctions.parser.backend.execution import SyncExecution
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.responses import StepFunctionResponse
 
+from producer.deployment import aws_client
 from twin import speedups
 
 MAX_EXECUTIONS = 2000
@@ -83,15 +83,11 @@ class InterpreterHooks:
         with self._lock:
             key = (service, region)
             if key not in self._clients:
-                self._clients[key] = boto3.client(
+                self._clients[key] = aws_client(
                     service,
-                    region_name=region,
-                    endpoint_url=self.endpoint_url,
-                    aws_access_key_id="twin",
-                    aws_secret_access_key="twin",  # noqa: S106 - the twin accepts any credentials
-                    config=Config(
-                        parameter_validation=False, retries={"total_max_attempts": 1}, read_timeout=330
-                    ),
+                    region,
+                    self.endpoint_url,
+                    Config(parameter_validation=False, retries={"total_max_attempts": 1}, read_timeout=330),
                 )
             return self._clients[key]
 

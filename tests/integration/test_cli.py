@@ -17,9 +17,10 @@ from pathlib import Path
 import boto3
 
 from producer.cli import main
+from producer.deployment import Deployment
 from stepmail.core.errors import InvalidMessageError
 from twin.demo import run_demo
-from twin.twin import free_port
+from twin.server import free_port
 
 from .conftest import twin_config
 
@@ -124,16 +125,7 @@ def test_local_serve_runs_until_terminated_and_accepts_any_sdk_producer(tmp_path
 def test_send_refuses_an_invalid_message_before_uploading_anything(tmp_path: Path, capsys) -> None:
     # Given an info file pointing at nothing (nothing may be contacted)
     info_file = tmp_path / "twin.json"
-    info_file.write_text(
-        json.dumps(
-            {
-                "endpoint_url": "http://127.0.0.1:9",
-                "region": "us-east-1",
-                "queue_url": "http://127.0.0.1:9/q",
-                "bucket": "b",
-            }
-        )
-    )
+    info_file.write_text(Deployment.for_twin("Stepmail", "us-east-1", "http://127.0.0.1:9").to_json())
 
     # When the recipient carries a header injection
     code = main(

@@ -32,9 +32,11 @@ MAX_HEADER_VALUE_LENGTH = 998
 MAX_HEADER_LINE_LENGTH = 998  # RFC 5322: "Name: value" on one line, CRLF excluded
 MAX_HEADERS = 50
 MAX_S3_KEY_BYTES = 1024
-#: Step Functions caps state input at 262,144 bytes; the run adds the lock, the attachments' metadata
-#: and, on failure, the error beside the message, so the message itself must leave room for those.
-MAX_MESSAGE_BYTES = 262_144 - 32_768
+#: Step Functions caps state input (and output) at 256 KiB (Step Functions service quotas).
+STATE_INPUT_MAX_BYTES = 262_144
+#: The run adds the lock, the attachments' metadata and, on failure, the error beside the message, so
+#: the message itself must leave room for those.
+MAX_MESSAGE_BYTES = STATE_INPUT_MAX_BYTES - 32_768
 
 _MAIL_KEY = re.compile(r"^[A-Za-z0-9!_.*'()@=+-]+(/[A-Za-z0-9!_.*'()@=+-]+)*$")
 _HEADER_NAME = re.compile(r"^[!-9;-~]{1,76}$")  # RFC 5322 field name: printable ASCII except ':'
