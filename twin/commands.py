@@ -16,7 +16,8 @@ from typing import Any
 
 from producer import project
 
-INSTALL_HINT = "pip install 'stepmail[twin]'"
+#: The twin runs from a checkout (it reads the ASL file and the functions' code from it).
+INSTALL_HINT = "in a stepmail checkout, `make demo` or `pip install -e '.[twin]'` installs it"
 DEFAULT_PORT = 4750
 
 

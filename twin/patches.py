@@ -31,6 +31,7 @@ from typing import Any
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto.core.responses import ActionResult
+from moto.stepfunctions.models import StepFunctionBackend
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEvent
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
@@ -119,12 +120,11 @@ def hooks() -> InterpreterHooks:
 
 
 # ---------------------------------------------------------------------------- 1. StartSyncExecution
-def _start_sync_execution(
-    backend: StepFunctionsParserBackend, arn: str, name: str, execution_input: str
-) -> Any:
+def _start_sync_execution(backend: StepFunctionBackend, arn: str, name: str, execution_input: str) -> Any:
     """moto's start_execution, with a SyncExecution run in the calling thread."""
     state_machine = backend.describe_state_machine(arn)
-    clone = copy.deepcopy(
+    # moto's parser runs the backend's StateMachine models, which its annotations do not declare.
+    clone: Any = copy.deepcopy(
         state_machine, {id(state_machine.executions): [], id(state_machine.backend): state_machine.backend}
     )
     json.loads(execution_input)
@@ -256,7 +256,8 @@ def _patch_aws_sdk_error_names() -> None:
         event = original(self, env, ex)
         if isinstance(ex, ClientError):
             name = _aws_error_name(self._get_boto_service_name(), ex)
-            event.error_name = CustomErrorName(name)
+            # error_name is Final: a new event for the same state, with the service's error name.
+            event = FailureEvent(env, CustomErrorName(name), event.event_type, event.event_details)
             details = event.event_details.get("taskFailedEventDetails") if event.event_details else None
             if details is not None:
                 details["error"] = name
@@ -295,7 +296,9 @@ def _patch_retry_clock() -> None:
             _retry_context.env = None
 
     retrier_decl.RetrierDecl._eval_body = _eval_body  # type: ignore[method-assign]
-    retrier_decl.time = _RetryClock  # type: ignore[assignment]
+    # The retrier sleeps through its module's ``time`` (which moto does not export): swap in the clock.
+    retrier: Any = retrier_decl
+    retrier.time = _RetryClock
 
 
 # ---------------------------------------------------------------------------- 6. client cache
@@ -305,7 +308,8 @@ def _patch_client_cache() -> None:
     def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
         return hooks().client(service, region)
 
-    for module in list(sys.modules.values()):
+    modules: list[Any] = list(sys.modules.values())  # some set boto_client_for: checked below
+    for module in modules:
         name = getattr(module, "__name__", "")
         if name.startswith("moto.stepfunctions.parser") and hasattr(module, "boto_client_for"):
             module.boto_client_for = boto_client_for

@@ -72,7 +72,8 @@ def middleware(twin: ConsoleSource) -> Callable[[Any], Any]:
             path = environ.get("PATH_INFO", "")
             if path == PREFIX or path.startswith(PREFIX + "/"):
                 return console(environ, start_response)
-            return app(environ, start_response)
+            served: Iterable[bytes] = app(environ, start_response)
+            return served
 
         return dispatch
 
@@ -95,7 +96,8 @@ class Console:
         except Exception as error:  # the page shows it; the twin keeps serving
             _log.exception("console request failed: %s", request.path)
             response = _json({"error": type(error).__name__, "message": str(error)}, status=500)
-        return response(environ, start_response)
+        body: Iterable[bytes] = response(environ, start_response)
+        return body
 
     # ------------------------------------------------------------------ page
     def _page(self, request: Request) -> Response:
@@ -183,7 +185,8 @@ class Console:
         )
 
     def _definition(self) -> dict[str, Any]:
-        return json.loads(self._state_machine().definition)
+        definition: dict[str, Any] = json.loads(self._state_machine().definition)
+        return definition
 
     def _state_machine(self) -> Any:
         info = self._info()
