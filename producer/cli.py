@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from producer import project
-from producer.errors import explain
+from producer.errors import explain, no_twin_info
 
 COMMANDS_ENTRY_POINTS = "stepmail.commands"
 
@@ -136,13 +136,19 @@ def _add_deployment_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _deployment(args: argparse.Namespace) -> Any:
     """The deployment the command's options name: a twin's info file or endpoint, or the stack."""
+    import boto3
+
     from producer.deployment import Deployment
 
     if args.info_file or args.local:
-        return Deployment.from_info_file(args.info_file or project.DEFAULT_INFO_FILE)
+        path = args.info_file or project.DEFAULT_INFO_FILE
+        try:
+            return Deployment.from_info_file(path)
+        except FileNotFoundError:
+            raise no_twin_info(path, default=args.info_file is None) from None
     config = project.optional_config()
     stack = args.stack or (config.stack_name if config else project.DEFAULT_STACK_NAME)
-    region = args.region or (config.region if config else None)
+    region = args.region or (config.region if config else boto3.session.Session().region_name)
     if args.endpoint_url:
         return Deployment.for_twin(stack, region or "us-east-1", args.endpoint_url)
     args.stack, args.region = stack, region  # what was tried, should it fail (producer.errors)
