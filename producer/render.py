@@ -43,34 +43,32 @@ def render_status(records: list[EmailStatus]) -> str:
     """One block per email: its state, lock record, delivery events and dead letters."""
     if not records:
         return "no email found"
-    blocks = []
-    for record in records:
-        rows = [
-            ("mail key", record.mail_key),
-            ("lock key", record.lock_key or "-"),
-            ("state", record.state),
-        ]
-        optional = (
-            ("lock", record.lock_status),
-            ("owner", record.owner),
-            ("locked at", record.locked_at),
-            ("sent at", record.sent_at),
-            ("SES message id", record.message_id),
-            ("delivery", record.delivery_status),
+    return "\n\n".join(_status_block(record) for record in records)
+
+
+def _status_block(record: EmailStatus) -> str:
+    """``name  value`` lines: what always shows, then what the record holds, events, dead letters."""
+    rows = [("mail key", record.mail_key), ("lock key", record.lock_key or "-"), ("state", record.state)]
+    optional = (
+        ("lock", record.lock_status),
+        ("owner", record.owner),
+        ("locked at", record.locked_at),
+        ("sent at", record.sent_at),
+        ("SES message id", record.message_id),
+        ("delivery", record.delivery_status),
+    )
+    rows += [(name, value) for name, value in optional if value]
+    rows += [
+        (f"event {event.at}", f"{event.type} {event.detail}".strip()) for event in record.delivery_events
+    ]
+    rows += [
+        (
+            f"dead-lettered {letter.failed_at or ''}".strip(),
+            f"{letter.reason} (redriven {letter.redrive_count}x)",
         )
-        rows += [(name, value) for name, value in optional if value]
-        rows += [
-            (f"event {event.at}", f"{event.type} {event.detail}".strip()) for event in record.delivery_events
-        ]
-        rows += [
-            (
-                f"dead-lettered {letter.failed_at or ''}".strip(),
-                f"{letter.reason} (redriven {letter.redrive_count}x)",
-            )
-            for letter in record.dead_letters
-        ]
-        blocks.append("\n".join(f"{name:<20} {value}" for name, value in rows))
-    return "\n\n".join(blocks)
+        for letter in record.dead_letters
+    ]
+    return "\n".join(f"{name:<20} {value}" for name, value in rows)
 
 
 def _table(rows: Sequence[tuple[str, ...]]) -> str:
