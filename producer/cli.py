@@ -63,7 +63,12 @@ def _parser() -> argparse.ArgumentParser:
 def _add_registered_commands(commands: Any) -> None:
     """The commands other packages register (the twin's ``local serve`` and ``demo``)."""
     for entry_point in entry_points(group=COMMANDS_ENTRY_POINTS):
-        entry_point.load()(commands)
+        try:
+            register = entry_point.load()
+        except ImportError as error:  # a broken package must not take the producer's commands down
+            print(f"stepmail: the {entry_point.name} commands are unavailable: {error}", file=sys.stderr)
+            continue
+        register(commands)
 
 
 def _add_send_command(commands: Any) -> None:
@@ -150,7 +155,7 @@ def _deployment(args: argparse.Namespace) -> Any:
     stack = args.stack or (config.stack_name if config else project.DEFAULT_STACK_NAME)
     region = args.region or (config.region if config else boto3.session.Session().region_name)
     if args.endpoint_url:
-        return Deployment.for_twin(stack, region or "us-east-1", args.endpoint_url)
+        return Deployment.for_twin(stack, region or project.DEFAULT_REGION, args.endpoint_url)
     args.stack, args.region = stack, region  # what was tried, should it fail (producer.errors)
     return Deployment.from_stack(stack, region=region)
 

@@ -18,8 +18,9 @@ STATE_DIR = Path(".stepmail")
 DEFAULT_INFO_FILE = STATE_DIR / "twin.json"
 DEFAULT_OUTBOX = STATE_DIR / "outbox"
 DEFAULT_TEMPLATES = Path("templates")
-#: The stack's name when no configuration says otherwise (infra.config.StepmailConfig's default).
+#: The stack's name and region when no configuration says otherwise (infra.config.StepmailConfig's).
 DEFAULT_STACK_NAME = StepmailConfig.model_fields["stack_name"].default
+DEFAULT_REGION = StepmailConfig.model_fields["region"].default
 
 
 def project_config(path: Path | None = None) -> StepmailConfig:

@@ -15,7 +15,7 @@ from typing import Any
 
 from infra.config import StepmailConfig
 from infra.definition import render_definition
-from infra.resources import BucketSpec, QueueSpec, ResourceNames, TableSpec, stateful_resources
+from infra.resources import BucketSpec, LifecycleRule, QueueSpec, ResourceNames, TableSpec, stateful_resources
 from producer.deployment import Deployment, twin_arn
 
 #: ``service -> boto3 client`` aimed at the twin.
@@ -135,7 +135,7 @@ def _create_bucket(s3: Any, name: str, region: str, spec: BucketSpec) -> None:
     )
 
 
-def _lifecycle_rule(rule: Any) -> dict[str, Any]:
+def _lifecycle_rule(rule: LifecycleRule) -> dict[str, Any]:
     document: dict[str, Any] = {
         "ID": rule.id,
         "Status": "Enabled",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_s3 as s3
@@ -65,37 +67,35 @@ class Storage(Construct):
         return table
 
     def _build_access_logs_bucket(self, spec: BucketSpec) -> s3.Bucket:
-        return s3.Bucket(
-            self,
-            constants.ACCESS_LOGS_BUCKET_ID,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            minimum_tls_version=1.2,
-            # S3 server access logging only delivers to buckets encrypted with SSE-S3.
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            lifecycle_rules=_lifecycle_rules(spec),
-            # An audit trail outlives the stack; the lifecycle rule empties a retained bucket by itself.
-            removal_policy=RemovalPolicy.RETAIN,
-        )
+        # An audit trail outlives the stack; the lifecycle rule empties a retained bucket by itself.
+        return self._private_bucket(constants.ACCESS_LOGS_BUCKET_ID, spec)
 
     def _build_attachments_bucket(self, spec: BucketSpec, access_logs: s3.IBucket) -> s3.Bucket:
+        # CloudFormation cannot delete a non-empty bucket, and auto-deleting would add a custom-resource
+        # Lambda allowed to delete every object.  Retained, the bucket empties itself by its lifecycle.
+        return self._private_bucket(
+            constants.ATTACHMENTS_BUCKET_ID,
+            spec,
+            server_access_logs_bucket=access_logs,
+            server_access_logs_prefix=spec.access_log_prefix,
+        )
+
+    def _private_bucket(self, construct_id: str, spec: BucketSpec, **logging: Any) -> s3.Bucket:
+        """A bucket nothing can make public, TLS only, emptied by its lifecycle, kept on stack deletion."""
         return s3.Bucket(
             self,
-            constants.ATTACHMENTS_BUCKET_ID,
+            construct_id,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
             minimum_tls_version=1.2,
-            # SSE-S3: producers upload and the workflow reads without any KMS grant to manage.
+            # SSE-S3: producers upload and the workflow reads without any KMS grant to manage, and S3
+            # server access logging only delivers to buckets encrypted with SSE-S3.
             encryption=s3.BucketEncryption.S3_MANAGED,
             # ACLs disabled: nothing (a producer included) can make an object public through an ACL.
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            server_access_logs_bucket=access_logs,
-            server_access_logs_prefix=spec.access_log_prefix,
             lifecycle_rules=_lifecycle_rules(spec),
-            # CloudFormation cannot delete a non-empty bucket, and auto-deleting would add a custom-resource
-            # Lambda allowed to delete every object.  Retained, the bucket empties itself by its lifecycle.
             removal_policy=RemovalPolicy.RETAIN,
+            **logging,
         )
 
 

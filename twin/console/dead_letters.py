@@ -8,13 +8,13 @@ envelope: the receive count is the reason).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from producer.dead_letters import read_dead_letter
 from producer.redrive import redrive as redrive_letters
 from stepmail.core.message import SenderPolicy
 from stepmail.core.starting import DEAD_LETTER_KIND
+from twin.console.runs import json_or_text
 
 _PEEK_ROUNDS = 20
 
@@ -34,9 +34,9 @@ def describe(message: dict[str, Any]) -> dict[str, Any]:
     The reason is worded by :func:`producer.dead_letters.read_dead_letter`, so the console and
     ``stepmail dlq`` say the same thing.
     """
-    body = _loads(message["Body"])
+    body = json_or_text(message["Body"])
     envelope = body if isinstance(body, dict) and body.get("kind") == DEAD_LETTER_KIND else None
-    original = (envelope.get("message") or _loads(envelope.get("body"))) if envelope else body
+    original = (envelope.get("message") or json_or_text(envelope.get("body"))) if envelope else body
     letter = read_dead_letter(message)
     return {
         "messageId": message["MessageId"],
@@ -80,12 +80,3 @@ def _peek(sqs: Any, dlq_url: str) -> list[dict[str, Any]]:
         if not fresh:
             break
     return sorted(seen.values(), key=lambda m: int(m.get("Attributes", {}).get("SentTimestamp", "0")))
-
-
-def _loads(text: Any) -> Any:
-    if not isinstance(text, str):
-        return text
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
