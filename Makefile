@@ -101,7 +101,7 @@ lock:  ## re-pin requirements.txt from a fresh resolve of requirements.in (the p
 	rm -rf /tmp/stepmail-lock && $(PYTHON) -m venv /tmp/stepmail-lock
 	/tmp/stepmail-lock/bin/pip install --quiet -r requirements.in
 	(echo "# Development, CDK synth, tests and the local twin. Pinned: regenerate with \`make lock\`."; \
-	 /tmp/stepmail-lock/bin/pip freeze --exclude stepmail | sort) > requirements.txt
+	 /tmp/stepmail-lock/bin/pip freeze --exclude stepmail | LC_ALL=C sort -f) > requirements.txt
 
 clean:
 	rm -rf $(VENV) .venv-checkov build .bench/py313 .bench/results node_modules cdk.out .stepmail .pytest_cache .mypy_cache .ruff_cache twin/console/static/vendor test-artifacts
