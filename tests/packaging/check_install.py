@@ -12,6 +12,7 @@ Exits non-zero naming the first check that failed.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,6 +20,9 @@ import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+#: What a checkout holds besides its source (virtualenvs, caches, build output).
+NOT_SOURCE = (".git", ".venv*", "node_modules", "cdk.out", "build", "*.egg-info", "__pycache__", ".*_cache")
+NOT_SOURCE += (".stepmail", ".bench", "test-artifacts")
 
 
 def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -39,7 +43,9 @@ def main() -> None:
         venv.create(home, with_pip=True)
         python, stepmail = home / "bin" / "python", home / "bin" / "stepmail"
         pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        installed = run([*pip, "-c", str(ROOT / "requirements.txt"), str(ROOT)], empty)
+        source = Path(temp) / "source"  # a clean copy: setuptools would build into the checkout's build/
+        shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*NOT_SOURCE))
+        installed = run([*pip, "-c", str(ROOT / "requirements.txt"), str(source)], empty)
         check("pip install . (no extras)", installed.returncode == 0, installed.stderr)
 
         absent = run([str(python), "-c", "import moto"], empty)
