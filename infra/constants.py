@@ -1,4 +1,8 @@
-"""Names shared by the stack, its constructs and the tests: construct ids, output keys, runtime facts."""
+"""Names shared by the stack, its constructs and the tests: construct ids and the Lambda runtime's facts.
+
+What the stateful resources look like, and the stack's output keys, are in :mod:`infra.resources`
+(no CDK import there: the twin and the producer read them too).
+"""
 
 from __future__ import annotations
 
@@ -42,14 +46,6 @@ TRACKER_ID = "Tracker"
 CONFIGURATION_SET_ID = "ConfigurationSet"
 DELIVERY_EVENTS_RULE_ID = "DeliveryEvents"
 
-# ---------------------------------------------------------------- stack outputs (the producer CLI reads them)
-QUEUE_URL_OUTPUT = "QueueUrl"
-DEAD_LETTER_QUEUE_URL_OUTPUT = "DeadLetterQueueUrl"
-ATTACHMENTS_BUCKET_OUTPUT = "AttachmentsBucketName"
-LOCK_TABLE_OUTPUT = "LockTableName"
-STATE_MACHINE_ARN_OUTPUT = "StateMachineArn"
-CONFIGURATION_SET_OUTPUT = "ConfigurationSetName"
-
 # ---------------------------------------------------------------- the Lambda code (one asset, two handlers)
 FUNCTIONS_DIR = REPO_ROOT / "functions"
 FUNCTIONS_PACKAGE = "stepmail"
@@ -65,14 +61,6 @@ PIP_PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")  # must matc
 
 # ---------------------------------------------------------------- retention of operational data
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
-ACCESS_LOG_RETENTION_DAYS = 90
-INCOMPLETE_UPLOAD_EXPIRY_DAYS = 1
-
-# ---------------------------------------------------------------- SQS limits (DESIGN.md)
-# Step Functions takes at most 256 KiB of input, so the mail queue refuses anything larger.
-QUEUE_MAX_MESSAGE_BYTES = 262_144
-# A dead letter is the original message plus its reason, so it may exceed 256 KiB: allow SQS's maximum.
-DEAD_LETTER_MAX_MESSAGE_BYTES = 1_048_576
 
 # ---------------------------------------------------------------- the state machine's table actions
 LOCK_TABLE_ACTIONS = ("dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")

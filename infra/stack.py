@@ -8,7 +8,7 @@ from aws_cdk import CfnOutput, Stack, Tags
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from infra import constants
+from infra import constants, resources
 from infra.bundling import lambda_code
 from infra.config import StepmailConfig
 from infra.constructs.dashboard import Dashboard
@@ -101,26 +101,26 @@ class StepmailStack(Stack):
     def _add_outputs(self) -> None:
         storage, queueing, workflow = self.storage, self.queueing, self.workflow
         outputs = {
-            constants.QUEUE_URL_OUTPUT: (queueing.queue.queue_url, "Where producers send messages"),
-            constants.DEAD_LETTER_QUEUE_URL_OUTPUT: (
+            resources.QUEUE_URL_OUTPUT: (queueing.queue.queue_url, "Where producers send messages"),
+            resources.DEAD_LETTER_QUEUE_URL_OUTPUT: (
                 queueing.dead_letter_queue.queue_url,
                 "Messages that could not be sent, each with its reason",
             ),
-            constants.ATTACHMENTS_BUCKET_OUTPUT: (
+            resources.ATTACHMENTS_BUCKET_OUTPUT: (
                 storage.attachments_bucket.bucket_name,
                 "Where producers upload attachments, under <mailKey>/",
             ),
-            constants.LOCK_TABLE_OUTPUT: (
+            resources.LOCK_TABLE_OUTPUT: (
                 storage.lock_table.table_name,
                 "One record per email: lock and dedup",
             ),
-            constants.STATE_MACHINE_ARN_OUTPUT: (
+            resources.STATE_MACHINE_ARN_OUTPUT: (
                 workflow.state_machine.state_machine_arn,
                 "The Express workflow",
             ),
         }
         if self.tracking:
-            outputs[constants.CONFIGURATION_SET_OUTPUT] = (
+            outputs[resources.CONFIGURATION_SET_OUTPUT] = (
                 self.tracking.configuration_set.configuration_set_name,
                 "The SES configuration set whose delivery events are recorded (the default for messages)",
             )

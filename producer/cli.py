@@ -2,31 +2,33 @@
 
     stepmail send --to jane@example.com --subject Hi --body "Hello" [--html page.html] [--attach f.pdf]...
     stepmail schema                      # the message format as JSON Schema
-    stepmail local serve [--port 4750]   # the local twin, until Ctrl-C
-    stepmail demo                        # the twin on a scripted set of messages, with a report
     stepmail cost [--batch-size 10] ...  # dollars per 1M emails, this design vs the original
     stepmail dlq list | dlq redrive (--mail-key K | --all) [--dry-run]   # the dead-letter queue
     stepmail status MAILKEY [--to ADDR]... [--json]                     # what happened to an email
     stepmail template render NAME --data FILE                           # preview a template
+    stepmail local serve [--port 4750]   # the local twin, until Ctrl-C       (registered by the twin)
+    stepmail demo                        # the twin on a scripted set of messages (registered by the twin)
 
-``send`` goes to the local twin with ``--local`` (its info file) or ``--endpoint-url``, and to a
-deployed stack otherwise (``--stack``, read from CloudFormation outputs).
+``send``, ``status`` and ``dlq`` go to the local twin with ``--local`` (its info file) or
+``--endpoint-url``, and to a deployed stack otherwise (``--stack``, read from CloudFormation outputs).
+Other packages add commands through the ``stepmail.commands`` entry point group: each entry is a
+function called with the sub-command parsers (the twin's is ``twin.commands:register``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import threading
 import uuid
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_INFO_FILE = REPO_ROOT / ".stepmail" / "twin.json"
-DEFAULT_OUTBOX = REPO_ROOT / ".stepmail" / "outbox"
+from producer import project
+from producer.errors import explain, no_twin_info
+
+COMMANDS_ENTRY_POINTS = "stepmail.commands"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # a CLI reports, it does not dump a traceback on a user error
         if getattr(args, "debug", False):
             raise
-        print(f"stepmail: {type(error).__name__}: {error}", file=sys.stderr)
+        print(f"stepmail: {explain(error, args)}", file=sys.stderr)
         return 1
 
 
@@ -46,7 +48,30 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stepmail", description="Send email through stepmail.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    _add_send_command(commands)
+    schema = commands.add_parser("schema", help="print the message format as JSON Schema")
+    schema.set_defaults(run=_schema)
+    cost = commands.add_parser("cost", help="dollars per 1M emails: this design vs the original, by term")
+    _add_cost_arguments(cost)
+    cost.set_defaults(run=_cost)
+    _add_operate_commands(commands)
+    _add_template_commands(commands)
+    _add_registered_commands(commands)
+    return parser
 
+
+def _add_registered_commands(commands: Any) -> None:
+    """The commands other packages register (the twin's ``local serve`` and ``demo``)."""
+    for entry_point in entry_points(group=COMMANDS_ENTRY_POINTS):
+        try:
+            register = entry_point.load()
+        except ImportError as error:  # a broken package must not take the producer's commands down
+            print(f"stepmail: the {entry_point.name} commands are unavailable: {error}", file=sys.stderr)
+            continue
+        register(commands)
+
+
+def _add_send_command(commands: Any) -> None:
     send = commands.add_parser("send", help="upload attachments and enqueue one email")
     send.add_argument("--to", action="append", default=[], metavar="ADDR", help="recipient (repeatable)")
     send.add_argument("--cc", action="append", default=[], metavar="ADDR")
@@ -61,57 +86,18 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--attach", action="append", type=Path, default=[], metavar="FILE", help="repeatable")
     send.add_argument("--header", action="append", default=[], metavar="'Name: value'", help="repeatable")
     send.add_argument("--mail-key", help="identifies the email (default: a new UUID)")
-    _add_target_arguments(send)
+    _add_deployment_arguments(send)
     send.set_defaults(run=_send)
-
-    schema = commands.add_parser("schema", help="print the message format as JSON Schema")
-    schema.set_defaults(run=_schema)
-
-    local = commands.add_parser("local", help="the local twin").add_subparsers(
-        required=True, metavar="COMMAND"
-    )
-    serve = local.add_parser("serve", help="run the local twin until interrupted")
-    serve.add_argument("--port", type=int, default=None, help="default 4750")
-    serve.add_argument("--outbox", type=Path, default=DEFAULT_OUTBOX, help="where sent emails are written")
-    serve.add_argument("--info-file", type=Path, default=DEFAULT_INFO_FILE, help="written once ready")
-    serve.add_argument(
-        "--ses-max-send-rate",
-        type=float,
-        default=None,
-        metavar="N",
-        help="emulate the SES quota: recipients per second",
-    )
-    serve.add_argument("--config", type=Path, help="a config file (default: cdk.json's context)")
-    serve.add_argument("--verbose", action="store_true", help="show the handlers' logs")
-    serve.add_argument(
-        "--fault",
-        action="append",
-        default=[],
-        metavar="POINT:EFFECT[:OPTIONS]",
-        help="inject a fault, e.g. ses.send:throttle:p=0.2 (repeatable; see twin/faults.py)",
-    )
-    serve.add_argument("--fault-seed", type=int, default=0, help="seed of the faults' probabilities")
-    serve.set_defaults(run=_serve)
-
-    demo = commands.add_parser("demo", help="run the twin on a scripted set of messages and report")
-    demo.add_argument("--outbox", type=Path, default=DEFAULT_OUTBOX)
-    demo.set_defaults(run=_demo)
-
-    cost = commands.add_parser("cost", help="dollars per 1M emails: this design vs the original, by term")
-    _add_cost_arguments(cost)
-    cost.set_defaults(run=_cost)
-    _add_operate_commands(commands)
-    return parser
 
 
 def _add_operate_commands(commands: Any) -> None:
-    """``dlq list``, ``dlq redrive``, ``status`` and ``template render`` (see producer.operate)."""
+    """``dlq list``, ``dlq redrive`` and ``status``."""
     dlq = commands.add_parser("dlq", help="the dead-letter queue").add_subparsers(
         required=True, metavar="COMMAND"
     )
     dlq_list = dlq.add_parser("list", help="each dead-lettered message with its reason")
     dlq_list.add_argument("--json", action="store_true")
-    _add_target_arguments(dlq_list)
+    _add_deployment_arguments(dlq_list)
     dlq_list.set_defaults(run=_dlq_list)
     dlq_redrive = dlq.add_parser("redrive", help="re-validate messages and send them back to the queue")
     which = dlq_redrive.add_mutually_exclusive_group(required=True)
@@ -119,7 +105,7 @@ def _add_operate_commands(commands: Any) -> None:
     which.add_argument("--all", action="store_true")
     dlq_redrive.add_argument("--dry-run", action="store_true", help="show what would be redriven")
     dlq_redrive.add_argument("--json", action="store_true")
-    _add_target_arguments(dlq_redrive)
+    _add_deployment_arguments(dlq_redrive)
     dlq_redrive.set_defaults(run=_dlq_redrive)
 
     status = commands.add_parser("status", help="what happened to an email: lock, send, delivery, DLQ")
@@ -128,49 +114,50 @@ def _add_operate_commands(commands: Any) -> None:
         "--to", action="append", default=[], metavar="ADDR", help="every recipient: to, cc, bcc (repeatable)"
     )
     status.add_argument("--json", action="store_true")
-    _add_target_arguments(status)
+    _add_deployment_arguments(status)
     status.set_defaults(run=_status)
 
+
+def _add_template_commands(commands: Any) -> None:
     template = commands.add_parser("template", help="email templates").add_subparsers(
         required=True, metavar="COMMAND"
     )
     render = template.add_parser("render", help="preview a template with data, as the sender renders it")
     render.add_argument("name", metavar="NAME")
     render.add_argument("--data", type=Path, metavar="FILE", help="templateData as a JSON file")
-    render.add_argument("--templates", type=Path, default=REPO_ROOT / "templates", metavar="DIR")
+    render.add_argument("--templates", type=Path, default=project.DEFAULT_TEMPLATES, metavar="DIR")
     render.add_argument("--json", action="store_true")
     render.set_defaults(run=_template_render)
 
 
-def _add_target_arguments(parser: argparse.ArgumentParser) -> None:
-    target = parser.add_argument_group("target (default: the deployed stack)")
-    target.add_argument("--local", action="store_true", help=f"the local twin ({DEFAULT_INFO_FILE.name})")
+def _add_deployment_arguments(parser: argparse.ArgumentParser) -> None:
+    target = parser.add_argument_group("where (default: the deployed stack)")
+    target.add_argument("--local", action="store_true", help=f"the local twin ({project.DEFAULT_INFO_FILE})")
     target.add_argument("--info-file", type=Path, help="a twin's info file")
-    target.add_argument("--endpoint-url", help="a twin's endpoint (queue and bucket from the config)")
+    target.add_argument("--endpoint-url", help="a twin's endpoint (resource names from the stack name)")
     target.add_argument("--stack", default=None, help="the deployed stack's name (default from cdk.json)")
     target.add_argument("--region", default=None)
 
 
-def _load_config(path: Path | None = None) -> Any:
-    from infra.config import load_config, repo_context
+def _deployment(args: argparse.Namespace) -> Any:
+    """The deployment the command's options name: a twin's info file or endpoint, or the stack."""
+    import boto3
 
-    return load_config(repo_context(REPO_ROOT), config_file=path)
-
-
-def _target(args: argparse.Namespace) -> Any:
-    from producer.client import Target
+    from producer.deployment import Deployment
 
     if args.info_file or args.local:
-        return Target.from_info_file(args.info_file or DEFAULT_INFO_FILE)
-    config = _load_config()
+        path = args.info_file or project.DEFAULT_INFO_FILE
+        try:
+            return Deployment.from_info_file(path)
+        except FileNotFoundError:
+            raise no_twin_info(path, default=args.info_file is None) from None
+    config = project.optional_config()
+    stack = args.stack or (config.stack_name if config else project.DEFAULT_STACK_NAME)
+    region = args.region or (config.region if config else boto3.session.Session().region_name)
     if args.endpoint_url:
-        # The twin names its resources after the stack name (see twin.twin.LocalTwin._names).
-        prefix = config.stack_name.lower()
-        url = args.endpoint_url.rstrip("/")
-        return Target(
-            f"{url}/123456789012/{prefix}-mail", f"{prefix}-attachments", args.region or config.region, url
-        )
-    return Target.from_stack(args.stack or config.stack_name, region=args.region or config.region)
+        return Deployment.for_twin(stack, region or project.DEFAULT_REGION, args.endpoint_url)
+    args.stack, args.region = stack, region  # what was tried, should it fail (producer.errors)
+    return Deployment.from_stack(stack, region=region)
 
 
 def _send(args: argparse.Namespace) -> int:
@@ -194,7 +181,7 @@ def _send(args: argparse.Namespace) -> int:
     if args.header:
         message["headers"] = dict(_header(text) for text in args.header)
     attachments = {path.name: path for path in args.attach}
-    queue_message_id = StepmailClient(_target(args)).send(message, attachments)
+    queue_message_id = StepmailClient(_deployment(args)).send(message, attachments)
     print(json.dumps({"mailKey": message["mailKey"], "queueMessageId": queue_message_id}))
     return 0
 
@@ -210,40 +197,6 @@ def _schema(args: argparse.Namespace) -> int:
     from stepmail.core.message import message_json_schema
 
     print(json.dumps(message_json_schema(), indent=2))
-    return 0
-
-
-def _serve(args: argparse.Namespace) -> int:
-    from twin.faults import Fault, FaultInjector
-    from twin.twin import DEFAULT_PORT, LocalTwin
-
-    twin = LocalTwin(
-        _load_config(args.config),
-        port=args.port or DEFAULT_PORT,
-        outbox=args.outbox,
-        ses_max_send_rate=args.ses_max_send_rate,
-        handler_log_level="INFO" if args.verbose else "WARNING",
-        faults=FaultInjector([Fault.parse(text) for text in args.fault], seed=args.fault_seed),
-    )
-    info = twin.start()
-    args.info_file.parent.mkdir(parents=True, exist_ok=True)
-    args.info_file.write_text(info.to_json(), encoding="utf-8")
-    print(f"stepmail twin ready on {info.endpoint_url}  (info: {args.info_file}, outbox: {info.outbox})")
-    print(f"  console: {twin.console_url}")
-    print(
-        f"  aws --endpoint-url {info.endpoint_url} sqs send-message"
-        f" --queue-url {info.queue_url} --message-body ..."
-    )
-    print("  stepmail send --local --to someone@example.org --subject Hi --body Hello")
-    print("Ctrl-C to stop.", flush=True)
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    try:
-        stopped.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        twin.stop()
     return 0
 
 
@@ -276,38 +229,32 @@ def _cost(args: argparse.Namespace) -> int:
     return 0
 
 
-def _resources(args: argparse.Namespace) -> Any:
-    from producer.operate import Resources
-
-    if args.info_file or args.local:
-        return Resources.from_info_file(args.info_file or DEFAULT_INFO_FILE)
-    if args.endpoint_url:
-        target, prefix = _target(args), _load_config().stack_name.lower()
-        dlq_url = target.queue_url.rsplit("/", 1)[0] + f"/{prefix}-dead-letters"
-        return Resources(target.queue_url, dlq_url, f"{prefix}-locks", target.region, target.endpoint_url)
-    config = _load_config()
-    return Resources.from_stack(args.stack or config.stack_name, region=args.region or config.region)
-
-
 def _dlq_list(args: argparse.Namespace) -> int:
-    from producer.operate import list_dead_letters, render_letters
+    from producer.dead_letters import list_dead_letters
+    from producer.render import render_letters
 
-    resources = _resources(args)
-    letters = list_dead_letters(resources.client("sqs"), resources.dlq_url)
+    deployment = _deployment(args)
+    letters = list_dead_letters(deployment.client("sqs"), deployment.dlq_url)
     print(json.dumps([letter.summary() for letter in letters]) if args.json else render_letters(letters))
     return 0
 
 
 def _dlq_redrive(args: argparse.Namespace) -> int:
-    from producer.operate import redrive, render_redrive
+    from producer.redrive import redrive
+    from producer.render import render_redrive
     from stepmail.core.message import SenderPolicy
 
-    resources, config = _resources(args), _load_config()
-    policy = SenderPolicy(config.sender_identities, config.default_sender, config.sendable_configuration_sets)
+    deployment, config = _deployment(args), project.optional_config()
+    # Without the project's configuration the sender identities are unknown: the stack checks them.
+    policy = (
+        SenderPolicy(config.sender_identities, config.default_sender, config.sendable_configuration_sets)
+        if config
+        else None
+    )
     report = redrive(
-        resources.client("sqs"),
-        dlq_url=resources.dlq_url,
-        queue_url=resources.queue_url,
+        deployment.client("sqs"),
+        dlq_url=deployment.dlq_url,
+        queue_url=deployment.queue_url,
         mail_key=args.mail_key,
         all=args.all,
         dry_run=args.dry_run,
@@ -318,14 +265,15 @@ def _dlq_redrive(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from producer.operate import email_status, render_status
+    from producer.render import render_status
+    from producer.status import email_status
 
-    resources = _resources(args)
+    deployment = _deployment(args)
     records = email_status(
-        resources.client("dynamodb"),
-        resources.client("sqs"),
-        table=resources.table,
-        dlq_url=resources.dlq_url,
+        deployment.client("dynamodb"),
+        deployment.client("sqs"),
+        table=deployment.table,
+        dlq_url=deployment.dlq_url,
         mail_key=args.mail_key,
         recipients=args.to or None,
     )
@@ -349,12 +297,6 @@ def _template_render(args: argparse.Namespace) -> int:
         if rendered.html is not None:
             print(f"--- HTML ---\n{rendered.html}")
     return 0
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from twin.demo import run_demo
-
-    return run_demo(_load_config(), outbox=args.outbox)
 
 
 if __name__ == "__main__":

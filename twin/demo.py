@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.config import StepmailConfig
-from producer.client import StepmailClient, Target
+from producer.client import StepmailClient
 from stepmail.core.starting import StartReport
 from twin.twin import LocalTwin
 
@@ -195,8 +195,7 @@ def run_demo(config: StepmailConfig, *, outbox: Path) -> int:
     with LocalTwin(config, outbox=outbox) as twin:
         assert twin.info is not None
         info = twin.info
-        target = Target(info.queue_url, info.bucket, info.region, info.endpoint_url)
-        client, sqs = StepmailClient(target), twin.client("sqs")
+        client, sqs = StepmailClient(info), twin.client("sqs")
         print(f"  twin ready on {info.endpoint_url} in {time.monotonic() - started:.1f}s", flush=True)
         first, second = script()
         for item in first:

@@ -36,10 +36,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto.core.responses import ActionResult
+from moto.stepfunctions.models import StepFunctionBackend
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEvent
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
@@ -54,6 +54,7 @@ from moto.stepfunctions.parser.backend.execution import SyncExecution
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.responses import StepFunctionResponse
 
+from producer.deployment import aws_client
 from twin import speedups
 
 MAX_EXECUTIONS = 2000
@@ -126,15 +127,11 @@ class InterpreterHooks:
         with self._lock:
             key = (service, region)
             if key not in self._clients:
-                self._clients[key] = boto3.client(
+                self._clients[key] = aws_client(
                     service,
-                    region_name=region,
-                    endpoint_url=self.endpoint_url,
-                    aws_access_key_id="twin",
-                    aws_secret_access_key="twin",  # noqa: S106 - the twin accepts any credentials
-                    config=Config(
-                        parameter_validation=False, retries={"total_max_attempts": 1}, read_timeout=330
-                    ),
+                    region,
+                    self.endpoint_url,
+                    Config(parameter_validation=False, retries={"total_max_attempts": 1}, read_timeout=330),
                 )
             return self._clients[key]
 
@@ -168,12 +165,11 @@ def hooks() -> InterpreterHooks:
 
 
 # ---------------------------------------------------------------------------- 1. StartSyncExecution
-def _start_sync_execution(
-    backend: StepFunctionsParserBackend, arn: str, name: str, execution_input: str
-) -> Any:
+def _start_sync_execution(backend: StepFunctionBackend, arn: str, name: str, execution_input: str) -> Any:
     """moto's start_execution, with a SyncExecution run in the calling thread."""
     state_machine = backend.describe_state_machine(arn)
-    clone = copy.deepcopy(
+    # moto's parser runs the backend's StateMachine models, which its annotations do not declare.
+    clone: Any = copy.deepcopy(
         state_machine, {id(state_machine.executions): [], id(state_machine.backend): state_machine.backend}
     )
     json.loads(execution_input)
@@ -316,7 +312,8 @@ def _patch_aws_sdk_error_names() -> None:
         event = original(self, env, ex)
         if isinstance(ex, ClientError):
             name = _aws_error_name(self._get_boto_service_name(), ex)
-            event.error_name = CustomErrorName(name)
+            # error_name is Final: a new event for the same state, with the service's error name.
+            event = FailureEvent(env, CustomErrorName(name), event.event_type, event.event_details)
             details = event.event_details.get("taskFailedEventDetails") if event.event_details else None
             if details is not None:
                 details["error"] = name
@@ -355,7 +352,9 @@ def _patch_retry_clock() -> None:
             _retry_context.env = None
 
     retrier_decl.RetrierDecl._eval_body = _eval_body  # type: ignore[method-assign]
-    retrier_decl.time = _RetryClock  # type: ignore[assignment]
+    # The retrier sleeps through its module's ``time`` (which moto does not export): swap in the clock.
+    retrier: Any = retrier_decl
+    retrier.time = _RetryClock
 
 
 # ---------------------------------------------------------------------------- 6. client cache
@@ -365,7 +364,8 @@ def _patch_client_cache() -> None:
     def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
         return hooks().client(service, region)
 
-    for module in list(sys.modules.values()):
+    modules: list[Any] = list(sys.modules.values())  # some set boto_client_for: checked below
+    for module in modules:
         name = getattr(module, "__name__", "")
         if name.startswith("moto.stepfunctions.parser") and hasattr(module, "boto_client_for"):
             module.boto_client_for = boto_client_for
@@ -400,7 +400,7 @@ def _patch_payload_size() -> None:
         if getattr(module, "__name__", "").startswith("moto.stepfunctions.parser") and hasattr(
             module, "is_within_size_quota"
         ):
-            module.is_within_size_quota = is_within_size_quota
+            setattr(module, "is_within_size_quota", is_within_size_quota)  # noqa: B010 - any module
 
 
 # ---------------------------------------------------------------------------- 10. missing causes

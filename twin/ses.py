@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from moto.core.exceptions import JsonRESTError
-from moto.ses.models import RawMessage, get_random_message_id, ses_backends
+from moto.ses.models import RawMessage, ses_backends
+from moto.ses.utils import get_random_message_id
 from moto.sesv2.responses import SESV2Response
 
+from stepmail.core.message import MAX_RECIPIENTS
 from stepmail.core.mime import MAX_EMAIL_BYTES
-
-MAX_RECIPIENTS = 50
 
 
 class TooManyRequestsError(JsonRESTError):

@@ -28,26 +28,17 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from stepmail.core.tracking import MESSAGE_ID_INDEX, DeliveryRecordNotFoundError, RecordOutcome
+from infra.config import StepmailConfig
+from infra.resources import SES_DETAIL_TYPES
+from stepmail.core.tracking import DeliveryRecordNotFoundError, RecordOutcome
 from stepmail.handlers import tracker as tracker_handler
 from stepmail.settings import TrackerSettings
 from twin import patches
-from twin.ses import SentEmail
-
-if TYPE_CHECKING:
-    from twin.twin import LocalTwin
+from twin.ses import SentEmail, TwinSes
 
 SIMULATOR_DOMAIN = "simulator.amazonses.com"
-DETAIL_TYPES = {
-    "Send": "Email Sent",
-    "Delivery": "Email Delivered",
-    "Bounce": "Email Bounced",
-    "Complaint": "Email Complaint Received",
-    "Reject": "Email Rejected",
-    "DeliveryDelay": "Email Delivery Delayed",
-}
 #: The first delivery comes a moment after the send (as EventBridge's does); then retries back off.
 FIRST_DELAY_SECONDS = 0.02
 RETRY_DELAYS_SECONDS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
@@ -153,7 +144,7 @@ class MailboxSimulator:
         return {
             "version": "0",
             "id": str(uuid.uuid4()),
-            "detail-type": DETAIL_TYPES[event_type],
+            "detail-type": SES_DETAIL_TYPES[event_type],
             "source": "aws.ses",
             "account": self.account,
             "time": now,
@@ -230,40 +221,20 @@ class MailboxSimulator:
         self._thread.join(timeout=5)
 
 
-def install(twin: LocalTwin) -> MailboxSimulator | None:
-    """Give the started twin the tracker's index and the simulator (None when tracking is off).
+def install(*, config: StepmailConfig, table: str, ses: TwinSes, dynamodb: Any) -> MailboxSimulator | None:
+    """Give the twin's SES the simulator, publishing to the real tracker (None when tracking is off).
 
     The functions' EMF metric lines are silenced too: in the twin they would only clutter stdout.
     """
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-    config, info = twin.config, twin.info
-    if not config.delivery_tracking or info is None:
+    if not config.delivery_tracking:
         return None
-    dynamodb = twin.client("dynamodb")
-    _create_message_id_index(dynamodb, info.table)
-    settings = TrackerSettings.from_environ(config.tracker_settings(lock_table=info.table).to_environment())
+    settings = TrackerSettings.from_environ(config.tracker_settings(lock_table=table).to_environment())
     simulator = MailboxSimulator(
         tracker=tracker_handler.build_tracker(settings, dynamodb_client=dynamodb),
         configuration_set=config.tracking_configuration_set,
-        account=twin.ses.account_id,
-        region=twin.region,
+        account=ses.account_id,
+        region=ses.region,
     )
-    twin.ses.on_accept = simulator.accepted
+    ses.on_accept = simulator.accepted
     return simulator
-
-
-def _create_message_id_index(dynamodb: Any, table: str) -> None:
-    """The lock table's ``byMessageId`` index, as the stack's Tracking construct adds it."""
-    dynamodb.update_table(
-        TableName=table,
-        AttributeDefinitions=[{"AttributeName": "messageId", "AttributeType": "S"}],
-        GlobalSecondaryIndexUpdates=[
-            {
-                "Create": {
-                    "IndexName": MESSAGE_ID_INDEX,
-                    "KeySchema": [{"AttributeName": "messageId", "KeyType": "HASH"}],
-                    "Projection": {"ProjectionType": "KEYS_ONLY"},
-                }
-            }
-        ],
-    )

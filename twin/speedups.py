@@ -21,10 +21,11 @@ from __future__ import annotations
 import functools
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
-import jsonpath_ng
-import jsonpath_ng.ext
+from jsonpath_ng.ext.parser import parse as parse_extended
+from jsonpath_ng.parser import parse
 from moto.core.utils import unix_time
 from moto.sqs.models import Message, SQSBackend
 from moto.stepfunctions.parser.asl.component.common.path import result_path
@@ -50,9 +51,14 @@ def install() -> None:
     _installed = True
     execution_worker.ExecutionWorker._get_evaluation_entrypoint = _cached_entrypoint  # type: ignore[method-assign]
     # Each module imported its own ``parse`` (the extended and the plain grammar): replace both names.
-    json_path.parse = functools.lru_cache(maxsize=MAX_CACHED_PATHS)(jsonpath_ng.ext.parse)
-    result_path.parse = functools.lru_cache(maxsize=MAX_CACHED_PATHS)(jsonpath_ng.parse)
+    _cache_parse(json_path, parse_extended)
+    _cache_parse(result_path, parse)
     SQSBackend.is_message_valid_based_on_retention_period = _within_retention  # type: ignore[method-assign]
+
+
+def _cache_parse(module: Any, parse: Callable[[str], Any]) -> None:
+    """Replace the ``parse`` that ``module`` imported (moto does not export it) with a cached one."""
+    module.parse = functools.lru_cache(maxsize=MAX_CACHED_PATHS)(parse)
 
 
 def parsed_program(definition: str) -> EvalComponent:

@@ -97,8 +97,9 @@ class _PythonFunction(Construct):
         nag.acknowledge(
             self.function,
             "L1",
-            "Python 3.13 is the runtime the project targets (DESIGN.md): the bundled wheels (pydantic-core) "
-            "are built for cp313. Moving to 3.14 is a deliberate upgrade of runtime, bundling and tests.",
+            "Python 3.13 is the runtime the project targets (infra.constants.LAMBDA_RUNTIME): the bundled "
+            "wheels (pydantic-core) are built for cp313. Moving to 3.14 is a deliberate upgrade of runtime, "
+            "bundling and tests.",
         )
         nag.acknowledge(
             self.role,

@@ -7,7 +7,7 @@ it (or a parent) with the id ``AwsSolutions::<rule>[<finding>]``.
 from __future__ import annotations
 
 from aws_cdk import Acknowledgment, Stack, Validations
-from constructs import Construct, IConstruct
+from constructs import IConstruct
 
 PACK = "AwsSolutions"
 
@@ -17,7 +17,7 @@ def acknowledge(scope: IConstruct, finding: str, reason: str) -> None:
     Validations.of(scope).acknowledge(Acknowledgment(id=f"{PACK}::{PACK}-{finding}", reason=reason))
 
 
-def arn_reference(resource: Construct) -> str:
+def arn_reference(resource: IConstruct) -> str:
     """How cdk-nag prints ``Fn::GetAtt [<resource>, Arn]`` in a finding: ``<LogicalId.Arn>``."""
     default_child = resource.node.default_child
     if default_child is None:

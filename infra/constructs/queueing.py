@@ -8,41 +8,39 @@ from constructs import Construct
 
 from infra import constants
 from infra.config import StepmailConfig
+from infra.resources import QueueSpec, stateful_resources
 
 
 class Queueing(Construct):
     """The mail queue (redrives to the DLQ after ``max_receive_count`` receives) and the DLQ.
 
-    Both use SQS-managed SSE: encrypted at rest at no cost, and producers, the starter and the workflow
-    need no KMS grant (a customer-managed key would need a grant for each of them).
+    Both are built from :func:`infra.resources.stateful_resources`, as the twin's are.  Both use
+    SQS-managed SSE: encrypted at rest at no cost, and producers, the starter and the workflow need no
+    KMS grant (a customer-managed key would need a grant for each of them).
     """
 
     def __init__(self, scope: Construct, construct_id: str, *, config: StepmailConfig) -> None:
         super().__init__(scope, construct_id)
-        self.dead_letter_queue = self._build_dead_letter_queue(config)
-        self.queue = self._build_queue(config, self.dead_letter_queue)
+        resources = stateful_resources(config)
+        self.dead_letter_queue = _queue(self, constants.DEAD_LETTER_QUEUE_ID, resources.dead_letter_queue)
+        self.queue = _queue(self, constants.QUEUE_ID, resources.queue, self.dead_letter_queue)
 
-    def _build_dead_letter_queue(self, config: StepmailConfig) -> sqs.Queue:
-        return sqs.Queue(
-            self,
-            constants.DEAD_LETTER_QUEUE_ID,
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(config.dead_letter_retention_days),
-            max_message_size_bytes=constants.DEAD_LETTER_MAX_MESSAGE_BYTES,
-        )
 
-    def _build_queue(self, config: StepmailConfig, dead_letter_queue: sqs.IQueue) -> sqs.Queue:
-        return sqs.Queue(
-            self,
-            constants.QUEUE_ID,
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            max_message_size_bytes=constants.QUEUE_MAX_MESSAGE_BYTES,
-            # At least 6 x the starter's timeout, so a batch still being processed is not delivered again.
-            visibility_timeout=Duration.seconds(config.queue_visibility_timeout_seconds),
-            retention_period=Duration.days(config.message_retention_days),
-            dead_letter_queue=sqs.DeadLetterQueue(
-                queue=dead_letter_queue, max_receive_count=config.max_receive_count
-            ),
-        )
+def _queue(
+    scope: Construct, construct_id: str, spec: QueueSpec, dead_letter_queue: sqs.IQueue | None = None
+) -> sqs.Queue:
+    redrive = None
+    if spec.max_receive_count is not None:
+        assert dead_letter_queue is not None, "a redrive policy needs a dead-letter queue"
+        redrive = sqs.DeadLetterQueue(queue=dead_letter_queue, max_receive_count=spec.max_receive_count)
+    visibility = spec.visibility_timeout_seconds
+    return sqs.Queue(
+        scope,
+        construct_id,
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+        max_message_size_bytes=spec.max_message_bytes,
+        visibility_timeout=Duration.seconds(visibility) if visibility is not None else None,
+        retention_period=Duration.seconds(spec.retention_seconds),
+        dead_letter_queue=redrive,
+    )

@@ -21,6 +21,7 @@ from constructs import Construct
 from infra import constants
 from infra.config import StepmailConfig
 from infra.constructs.functions import _PythonFunction
+from infra.resources import SES_DETAIL_TYPES
 from stepmail.core.tracking import MESSAGE_ID_INDEX
 
 TRACKED_EVENTS = (
@@ -31,15 +32,8 @@ TRACKED_EVENTS = (
     ses.EmailSendingEvent.REJECT,
     ses.EmailSendingEvent.DELIVERY_DELAY,
 )
-#: How SES names those events on EventBridge (``detail-type``).
-TRACKED_DETAIL_TYPES = (
-    "Email Sent",
-    "Email Delivered",
-    "Email Bounced",
-    "Email Complaint Received",
-    "Email Rejected",
-    "Email Delivery Delayed",
-)
+#: How SES names those events on EventBridge (``detail-type``), in the same order.
+TRACKED_DETAIL_TYPES = tuple(SES_DETAIL_TYPES.values())
 _SUPPRESSION: dict[str, ses.SuppressionReasons | None] = {
     "bounces-and-complaints": ses.SuppressionReasons.BOUNCES_AND_COMPLAINTS,
     "bounces": ses.SuppressionReasons.BOUNCES_ONLY,
@@ -64,13 +58,6 @@ class Tracking(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.configuration_set = self._build_configuration_set(config)
-        lock_table.add_global_secondary_index(
-            index_name=MESSAGE_ID_INDEX,
-            partition_key=dynamodb.Attribute(name="messageId", type=dynamodb.AttributeType.STRING),
-            # Only the key: the tracker needs the lock key, nothing else (and only sent records have
-            # a messageId, so the index stays as small as the number of sent emails).
-            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
-        )
         self._lambda = self._build_tracker(config, code, lock_table)
         self.function = self._lambda.function
         self.rule = self._build_rule(config)

@@ -1,4 +1,4 @@
-"""Workflow: the Express state machine, loaded from the one ASL file (DESIGN.md decision 1).
+"""Workflow: the Express state machine, loaded from the one ASL file (the twin runs the same file).
 
 ``DefinitionBody.from_string`` inlines the definition into the template (template tests and cfn-lint
 see it); the resource placeholders become ``DefinitionSubstitutions``.  A string definition gives CDK

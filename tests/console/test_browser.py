@@ -172,7 +172,6 @@ def test_outbox_renders_the_email(scenario: Scenario, page: Page) -> None:
 
 def test_dlq_lists_and_redrives(scenario: Scenario, page: Page) -> None:
     # Given the dead-lettered invoice, whose missing attachment is then uploaded
-    pytest.importorskip("producer.operate", reason="redrive reuses producer.operate (issue 5)")
     harness = scenario.harness
     page.goto(f"{scenario.console}#/dlq")
     row = page.locator('#dlq tr[data-mail-key="invoice-2"]')

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import pytest
 import requests
 
 from tests.console.conftest import MISSING
@@ -27,7 +26,6 @@ def test_dlq_shows_invalid_messages_from_the_starter(make_twin: Callable[..., Ha
 
 
 def test_redrive_sends_a_fixed_message_again(make_twin: Callable[..., Harness]) -> None:
-    pytest.importorskip("producer.operate", reason="redrive reuses producer.operate (issue 5)")
     # Given a message dead-lettered for a missing attachment, which is then uploaded
     harness = make_twin()
     harness.wait_for(harness.send(MISSING))

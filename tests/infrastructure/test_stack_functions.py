@@ -50,7 +50,7 @@ def test_timeouts_nest_starter_outlives_the_workflow_and_sender_fits_in_it(synth
     config = synthesized.config
     starter, sender = _function(synthesized, "starter"), _function(synthesized, "sender")
 
-    # Then the timeouts come from the configuration and nest as DESIGN.md requires
+    # Then the timeouts come from the configuration and nest as infra.config requires
     assert starter["Timeout"] == config.starter_timeout_seconds
     assert sender["Timeout"] == config.sender_timeout_seconds
     assert sender["Timeout"] < config.workflow_timeout_seconds < starter["Timeout"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aws_cdk.assertions import Match
 
-from infra import constants
+from infra import resources
 from tests.infrastructure.synth import Synthesized
 
 
@@ -47,7 +47,7 @@ def test_dead_letter_queue_is_encrypted_and_keeps_messages_as_configured(synthes
     assert (
         dead_letter_queue["MessageRetentionPeriod"] == synthesized.config.dead_letter_retention_days * 86_400
     )
-    assert dead_letter_queue["MaximumMessageSize"] == constants.DEAD_LETTER_MAX_MESSAGE_BYTES
+    assert dead_letter_queue["MaximumMessageSize"] == resources.DEAD_LETTER_MAX_MESSAGE_BYTES
 
 
 def test_both_queues_refuse_requests_without_tls(synthesized: Synthesized) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from infra.config import RetryPolicy, StepmailConfig
-from producer.client import StepmailClient, Target
+from producer.client import StepmailClient
 from stepmail.core.lock import lock_key
 from stepmail.core.message import MailMessage
 from stepmail.core.starting import StartReport
@@ -54,9 +54,7 @@ class Harness:
         self.sqs = twin.client("sqs")
         self.s3 = twin.client("s3")
         self.dynamodb = twin.client("dynamodb")
-        self.producer = StepmailClient(
-            Target(self.info.queue_url, self.info.bucket, self.info.region, self.info.endpoint_url)
-        )
+        self.producer = StepmailClient(self.info)
         #: The body of every message this harness sent, by SQS message id (for failure reports).
         self.bodies: dict[str, str] = {}
 

@@ -17,9 +17,10 @@ from pathlib import Path
 import boto3
 
 from producer.cli import main
+from producer.deployment import Deployment
 from stepmail.core.errors import InvalidMessageError
 from twin.demo import run_demo
-from twin.twin import free_port
+from twin.server import free_port
 
 from .conftest import twin_config
 
@@ -48,6 +49,8 @@ def served(tmp_path: Path, *options: str) -> Iterator[tuple[dict, Path]]:
     finally:
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=30) == 0
+    # A stopped twin takes its info file along: `--local` must not aim at a closed port.
+    assert not info_file.exists()
 
 
 def test_schema_prints_the_message_json_schema(capsys) -> None:
@@ -124,16 +127,7 @@ def test_local_serve_runs_until_terminated_and_accepts_any_sdk_producer(tmp_path
 def test_send_refuses_an_invalid_message_before_uploading_anything(tmp_path: Path, capsys) -> None:
     # Given an info file pointing at nothing (nothing may be contacted)
     info_file = tmp_path / "twin.json"
-    info_file.write_text(
-        json.dumps(
-            {
-                "endpoint_url": "http://127.0.0.1:9",
-                "region": "us-east-1",
-                "queue_url": "http://127.0.0.1:9/q",
-                "bucket": "b",
-            }
-        )
-    )
+    info_file.write_text(Deployment.for_twin("Stepmail", "us-east-1", "http://127.0.0.1:9").to_json())
 
     # When the recipient carries a header injection
     code = main(
@@ -186,3 +180,63 @@ def test_local_serve_injects_the_faults_it_is_given(tmp_path: Path) -> None:
             time.sleep(0.1)
         time.sleep(0.5)
         assert len(list(outbox.glob("*.eml"))) == 1
+
+
+def stepmail(
+    *arguments: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``stepmail ARGUMENTS`` as a user runs it, from ``cwd``."""
+    return subprocess.run(
+        [*STEPMAIL, *arguments], cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_local_commands_with_no_twin_say_how_to_start_one(tmp_path: Path) -> None:
+    # Given a directory where no twin was ever started
+    for command in (["send", "--to", "a@example.org", "--body", "hi"], ["status", "k-1"], ["dlq", "list"]):
+        # When a command asks for the local twin
+        result = stepmail(*command, "--local", cwd=tmp_path)
+
+        # Then it says what is wrong and what to do, without a traceback, and fails
+        assert result.returncode == 1
+        assert result.stderr == (
+            "stepmail: no local twin is running here (no .stepmail/twin.json): start one with "
+            "`stepmail local serve` or `make serve`, or pass --info-file\n"
+        )
+
+
+def test_an_info_file_whose_twin_is_gone_says_so(tmp_path: Path) -> None:
+    # Given the info file a twin killed without a clean stop leaves: its port answers no more
+    port = free_port()
+    info_file = tmp_path / "twin.json"
+    info_file.write_text(Deployment.for_twin("Stepmail", "us-east-1", f"http://127.0.0.1:{port}").to_json())
+
+    # When a command uses it
+    result = stepmail("dlq", "list", "--info-file", str(info_file), cwd=tmp_path)
+
+    # Then it names the file and the silent endpoint, and says what to do
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"stepmail: the twin of {info_file} is not running (nothing answers at http://127.0.0.1:{port}): "
+        "start one with `stepmail local serve` or `make serve`, or pass --info-file\n"
+    )
+
+
+def test_the_deployed_stack_without_credentials_names_the_stack_region_and_the_way_out(
+    tmp_path: Path,
+) -> None:
+    # Given no AWS credentials anywhere (and no instance metadata to ask: nothing leaves the machine)
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    env |= {"AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
+    env |= {"AWS_EC2_METADATA_DISABLED": "true"}
+
+    # When a command goes to the deployed stack
+    result = stepmail("status", "k-1", "--stack", "Mailer", "--region", "eu-west-1", cwd=tmp_path, env=env)
+
+    # Then it says which stack and region it tried, how to set credentials, and that --local exists
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        "stepmail: no AWS credentials found to read the stack Mailer in eu-west-1: "
+    )
+    assert "aws configure" in result.stderr and "--local" in result.stderr
+    assert "Traceback" not in result.stderr

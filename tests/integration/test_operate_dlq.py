@@ -15,12 +15,9 @@ from typing import Any
 import pytest
 
 from producer.cli import main
-from producer.operate import (
-    DeadLetter,
-    email_status,
-    list_dead_letters,
-    redrive,
-)
+from producer.dead_letters import DeadLetter, list_dead_letters
+from producer.redrive import redrive
+from producer.status import email_status
 from stepmail.core.errors import SesUnavailableError
 from stepmail.core.lock import lock_key
 from stepmail.core.starting import Outcome

@@ -6,7 +6,7 @@ from __future__ import annotations
 import email
 import email.policy
 
-from producer.operate import list_dead_letters
+from producer.dead_letters import list_dead_letters
 from stepmail.core.starting import Outcome
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from producer.operate import email_status, render_status
+from producer.render import render_status
+from producer.status import email_status
 from stepmail.core.lock import lock_key
 from stepmail.core.tracking import index_key
 from tests.integration.conftest import Harness

@@ -13,16 +13,30 @@ import logging
 import mimetypes
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from infra.config import StepmailConfig
+from producer.deployment import Deployment
+from stepmail.core.message import SenderPolicy
+from twin import server
 from twin.console import dead_letters, graph, outbox, runs
+from twin.ses import TwinSes
 
-if TYPE_CHECKING:
-    from twin.twin import LocalTwin
+
+class ConsoleSource(Protocol):
+    """What the console reads of a twin (``twin.twin.LocalTwin`` is one)."""
+
+    config: StepmailConfig
+    #: None until the twin has started.
+    info: Deployment | None
+    ses: TwinSes
+
+    def client(self, service: str) -> Any: ...
+
 
 _log = logging.getLogger(__name__)
 PREFIX = "/console"
@@ -48,7 +62,7 @@ _ROUTES = Map(
 )
 
 
-def middleware(twin: LocalTwin) -> Callable[[Any], Any]:
+def middleware(twin: ConsoleSource) -> Callable[[Any], Any]:
     """A WSGI layer for :class:`twin.twin.TwinServer`: the console in front of ``app``."""
 
     def layer(app: Any) -> Any:
@@ -58,7 +72,8 @@ def middleware(twin: LocalTwin) -> Callable[[Any], Any]:
             path = environ.get("PATH_INFO", "")
             if path == PREFIX or path.startswith(PREFIX + "/"):
                 return console(environ, start_response)
-            return app(environ, start_response)
+            served: Iterable[bytes] = app(environ, start_response)
+            return served
 
         return dispatch
 
@@ -68,7 +83,7 @@ def middleware(twin: LocalTwin) -> Callable[[Any], Any]:
 class Console:
     """The console for one running twin."""
 
-    def __init__(self, twin: LocalTwin) -> None:
+    def __init__(self, twin: ConsoleSource) -> None:
         self.twin = twin
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -81,7 +96,8 @@ class Console:
         except Exception as error:  # the page shows it; the twin keeps serving
             _log.exception("console request failed: %s", request.path)
             response = _json({"error": type(error).__name__, "message": str(error)}, status=500)
-        return response(environ, start_response)
+        body: Iterable[bytes] = response(environ, start_response)
+        return body
 
     # ------------------------------------------------------------------ page
     def _page(self, request: Request) -> Response:
@@ -147,46 +163,37 @@ class Console:
     def _redrive(self, request: Request) -> Response:
         info = self._info()
         body = request.get_json(silent=True) or {}
-        try:
-            result = dead_letters.redrive(
-                self.twin.client("sqs"),
-                dlq_url=info.dlq_url,
-                queue_url=info.queue_url,
-                mail_key=body.get("mailKey") or None,
-                policy=self._sender_policy(),
-            )
-        except NotImplementedError as error:
-            return _json({"error": "Not Implemented", "message": str(error)}, status=501)
+        result = dead_letters.redrive(
+            self.twin.client("sqs"),
+            dlq_url=info.dlq_url,
+            queue_url=info.queue_url,
+            mail_key=body.get("mailKey") or None,
+            policy=self._sender_policy(),
+        )
         return _json({"redriven": result})
 
     # ------------------------------------------------------------------ the twin
-    def _info(self) -> Any:
+    def _info(self) -> Deployment:
         if self.twin.info is None:
             raise NotFound("the twin is still starting")
         return self.twin.info
 
-    def _sender_policy(self) -> Any:
-        from stepmail.core.message import SenderPolicy
-
+    def _sender_policy(self) -> SenderPolicy:
         config = self.twin.config
         return SenderPolicy(
             config.sender_identities, config.default_sender, config.sendable_configuration_sets
         )
 
     def _definition(self) -> dict[str, Any]:
-        return json.loads(self._state_machine().definition)
+        definition: dict[str, Any] = json.loads(self._state_machine().definition)
+        return definition
 
     def _state_machine(self) -> Any:
-        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
-
-        from twin.twin import ACCOUNT_ID
-
-        arn = self._info().state_machine_arn
-        backend = stepfunctions_parser_backends[ACCOUNT_ID][self.twin.region]
-        for state_machine in backend.state_machines:
-            if state_machine.arn == arn:
-                return state_machine
-        raise NotFound("the twin's state machine is gone")
+        info = self._info()
+        machine = server.state_machine(info.region, info.state_machine_arn)
+        if machine is None:
+            raise NotFound("the twin's state machine is gone")
+        return machine
 
     def _runs(self) -> list[Any]:
         # A copy: the twin prunes the list while runs start.

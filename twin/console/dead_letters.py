@@ -8,8 +8,13 @@ envelope: the receive count is the reason).
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from producer.dead_letters import read_dead_letter
+from producer.redrive import redrive as redrive_letters
+from stepmail.core.contract import DEAD_LETTER_KIND
+from stepmail.core.message import SenderPolicy
+from twin.console.runs import json_or_text
 
 _PEEK_ROUNDS = 20
 
@@ -17,7 +22,7 @@ _PEEK_ROUNDS = 20
 def peek(sqs: Any, dlq_url: str) -> list[dict[str, Any]]:
     """Every message in the DLQ with its reason, read without consuming it (visibility timeout 0).
 
-    A peek rather than ``producer.operate.list_dead_letters``' scan, which hides messages while it
+    A peek rather than ``producer.dead_letters.list_dead_letters``' scan, which hides messages while it
     runs: the console refreshes often and must not get in the way of an operator's redrive.
     """
     return [describe(message) for message in _peek(sqs, dlq_url)]
@@ -26,76 +31,40 @@ def peek(sqs: Any, dlq_url: str) -> list[dict[str, Any]]:
 def describe(message: dict[str, Any]) -> dict[str, Any]:
     """A DLQ message with its reason, mail key and the original message, whatever its kind.
 
-    The reason is worded by ``producer.operate.read_dead_letter`` when it is installed, so the console
-    and ``stepmail dlq`` say the same thing.
+    The reason is worded by :func:`producer.dead_letters.read_dead_letter`, so the console and
+    ``stepmail dlq`` say the same thing.
     """
-    body = _loads(message["Body"])
-    envelope = body if isinstance(body, dict) and body.get("kind") == "stepmail.dead-letter" else None
-    original = (envelope.get("message") or _loads(envelope.get("body"))) if envelope else body
-    shown = {
+    body = json_or_text(message["Body"])
+    envelope = body if isinstance(body, dict) and body.get("kind") == DEAD_LETTER_KIND else None
+    original = (envelope.get("message") or json_or_text(envelope.get("body"))) if envelope else body
+    letter = read_dead_letter(message)
+    return {
         "messageId": message["MessageId"],
         "executionArn": envelope.get("executionArn") if envelope else None,
         "mailKey": original.get("mailKey") if isinstance(original, dict) else None,
         "original": original,
-        **_reason(message, envelope),
-    }
-    return shown
-
-
-def _reason(message: dict[str, Any], envelope: dict[str, Any] | None) -> dict[str, Any]:
-    try:
-        from producer.operate import read_dead_letter
-    except ImportError:
-        read_dead_letter = None
-    if read_dead_letter is not None:
-        letter = read_dead_letter(message)
-        return {
-            "source": letter.source,
-            "error": letter.error or "MaxReceiveCountExceeded",
-            "reason": letter.reason,
-            "failedAt": letter.failed_at,
-            "redriveCount": letter.redrive_count,
-        }
-    if envelope:
-        return {
-            "source": envelope.get("source"),
-            "error": envelope.get("error"),
-            "reason": envelope.get("cause") or envelope.get("error"),
-            "failedAt": envelope.get("failedAt"),
-            "redriveCount": 0,
-        }
-    receives = message.get("Attributes", {}).get("ApproximateReceiveCount", "?")
-    return {
-        "source": "queue",
-        "error": "MaxReceiveCountExceeded",
-        "reason": f"not handled after {receives} deliveries (moved by the queue's redrive policy)",
-        "failedAt": None,
-        "redriveCount": 0,
+        "source": letter.source,
+        "error": letter.error or "MaxReceiveCountExceeded",
+        "reason": letter.reason,
+        "failedAt": letter.failed_at,
+        "redriveCount": letter.redrive_count,
     }
 
 
-def redrive(sqs: Any, *, dlq_url: str, queue_url: str, mail_key: str | None, policy: Any) -> dict[str, Any]:
+def redrive(
+    sqs: Any, *, dlq_url: str, queue_url: str, mail_key: str | None, policy: SenderPolicy
+) -> dict[str, Any]:
     """Send dead letters back to the mail queue (one mail key's, or all of them), re-validated first.
 
     Parameters
     ----------
     policy
-        The twin's ``SenderPolicy``: a message the starter would reject again stays, with its reason.
-
-    Raises
-    ------
-    NotImplementedError
-        When ``producer.operate`` (the operator's redrive, which the console reuses) is not installed.
+        The twin's sender policy: a message the starter would reject again stays, with its reason.
     """
-    try:
-        from producer import operate
-    except ImportError as error:
-        raise NotImplementedError("redrive needs producer.operate") from error
-    report = operate.redrive(
+    report = redrive_letters(
         sqs, dlq_url=dlq_url, queue_url=queue_url, mail_key=mail_key, all=mail_key is None, policy=policy
     )
-    summary: dict[str, Any] = report.summary()
-    return summary
+    return report.summary()
 
 
 def _peek(sqs: Any, dlq_url: str) -> list[dict[str, Any]]:
@@ -111,12 +80,3 @@ def _peek(sqs: Any, dlq_url: str) -> list[dict[str, Any]]:
         if not fresh:
             break
     return sorted(seen.values(), key=lambda m: int(m.get("Attributes", {}).get("SentTimestamp", "0")))
-
-
-def _loads(text: Any) -> Any:
-    if not isinstance(text, str):
-        return text
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text

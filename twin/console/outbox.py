@@ -57,10 +57,11 @@ def attachment(email: SentEmail, index: int) -> tuple[str, str, bytes] | None:
     """``(filename, content type, bytes)`` of the attachment at ``index``, or None."""
     for position, part in enumerate(parse(email).iter_attachments()):
         if position == index:
+            payload = part.get_payload(decode=True)  # bytes for a leaf part, as attachments are
             return (
                 part.get_filename() or f"attachment-{index}",
                 part.get_content_type(),
-                part.get_payload(decode=True) or b"",
+                payload if isinstance(payload, bytes) else b"",
             )
     return None
 

@@ -36,9 +36,9 @@ def summarize(described: dict[str, Any]) -> dict[str, Any]:
     described
         A ``DescribeExecution`` output (``input``/``output`` as JSON strings, dates as datetimes).
     """
-    run_input = _loads(described.get("input")) or {}
+    run_input = json_or_text(described.get("input")) or {}
     message = run_input.get("message", {})
-    output = _loads(described.get("output")) or {}
+    output = json_or_text(described.get("output")) or {}
     start, stop = described["startDate"], described.get("stopDate")
     return {
         "executionArn": described["executionArn"],
@@ -65,7 +65,7 @@ def detail(
     found = visits(events, top_level_states)
     return {
         **summary,
-        "input": _loads(described.get("input")),
+        "input": json_or_text(described.get("input")),
         "visits": found,
         "iterations": iterations(events),
         "path": path(found, finished=summary["status"] != "running"),
@@ -122,7 +122,7 @@ def visits(events: list[dict[str, Any]], top_level_states: set[str]) -> list[dic
                     "enteredAt": _iso(_moment(event["timestamp"])),
                     "exitedAt": None,
                     "durationMs": None,
-                    "input": _loads(details.get("input")),
+                    "input": json_or_text(details.get("input")),
                     "output": None,
                     "attempts": 0,
                     "errors": [],
@@ -194,7 +194,7 @@ def _exit(found: list[dict[str, Any]], event: dict[str, Any], chained: int | Non
             exited = _moment(event["timestamp"])
             visit["exitedAt"] = _iso(exited)
             visit["durationMs"] = round((exited - visit["_entered"]).total_seconds() * 1000)
-            visit["output"] = _loads(details.get("output"))
+            visit["output"] = json_or_text(details.get("output"))
             return
 
 
@@ -218,7 +218,8 @@ def _error_of(event: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def _loads(text: Any) -> Any:
+def json_or_text(text: Any) -> Any:
+    """``text`` parsed when it is JSON, else as it is (states' inputs and messages may be either)."""
     if not isinstance(text, str):
         return text
     try:

@@ -35,6 +35,7 @@ from stepmail.core.addresses import (
     recipient_key,
     refuse_unsafe_characters,
 )
+from stepmail.core.budget import MAX_PAYLOAD_BYTES
 from stepmail.core.errors import InvalidMessageError
 
 MAX_RECIPIENTS = 50  # SES v2: to + cc + bcc
@@ -47,7 +48,7 @@ MAX_S3_KEY_BYTES = 1024
 #: No body larger than this can start a run: it is both the mail queue's maximum message size and Step
 #: Functions' limit for a run's input.  Whether a smaller one fits every payload of its run is decided
 #: by :mod:`stepmail.core.budget`.
-MAX_MESSAGE_BYTES = 262_144
+MAX_MESSAGE_BYTES = MAX_PAYLOAD_BYTES
 
 _MAIL_KEY = re.compile(r"^[A-Za-z0-9!_.*'()@=+-]+(/[A-Za-z0-9!_.*'()@=+-]+)*$")
 _HEADER_NAME = re.compile(r"^[!-9;-~]{1,76}$")  # RFC 5322 field name: printable ASCII except ':'

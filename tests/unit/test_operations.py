@@ -9,15 +9,10 @@ from typing import Any
 import pytest
 
 from infra.bundling import LocalPipBundler, templates_digest
-from producer.operate import (
-    REDRIVE_COUNT_TAG,
-    EmailStatus,
-    prepare_redrive,
-    read_dead_letter,
-    redrive,
-    render_letters,
-    render_status,
-)
+from producer.dead_letters import REDRIVE_COUNT_TAG, read_dead_letter
+from producer.redrive import prepare_redrive, redrive
+from producer.render import render_letters, render_status
+from producer.status import EmailStatus
 from stepmail.core.lock import lock_key
 from stepmail.core.message import SenderPolicy
 

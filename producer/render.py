@@ -1,0 +1,79 @@
+"""The operator's text: dead letters, a redrive's report and emails' status as a person reads them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from producer.dead_letters import DeadLetter
+from producer.redrive import RedriveReport
+from producer.status import EmailStatus
+
+
+def render_letters(letters: list[DeadLetter]) -> str:
+    """A readable table of dead letters."""
+    if not letters:
+        return "the dead-letter queue is empty"
+    rows = [("FAILED AT", "SOURCE", "MAIL KEY", "RECIPIENTS", "REDRIVES", "REASON")]
+    rows += [
+        (
+            letter.failed_at or "-",
+            letter.source,
+            letter.mail_key or "-",
+            ", ".join(letter.recipients) or "-",
+            str(letter.redrive_count),
+            letter.reason,
+        )
+        for letter in letters
+    ]
+    return _table(rows)
+
+
+def render_redrive(report: RedriveReport) -> str:
+    verb = "would redrive" if report.dry_run else "redriven"
+    lines = [f"{verb}: {len(report.redriven)}, kept in the dead-letter queue: {len(report.kept)}"]
+    lines += [
+        f"  {verb} {item.letter.mail_key} ({item.letter.source}, redrive #{item.letter.redrive_count + 1})"
+        for item in report.redriven
+    ]
+    lines += [f"  kept {item.letter.mail_key or '-'}: {item.reason}" for item in report.kept]
+    return "\n".join(lines)
+
+
+def render_status(records: list[EmailStatus]) -> str:
+    """One block per email: its state, lock record, delivery events and dead letters."""
+    if not records:
+        return "no email found"
+    return "\n\n".join(_status_block(record) for record in records)
+
+
+def _status_block(record: EmailStatus) -> str:
+    """``name  value`` lines: what always shows, then what the record holds, events, dead letters."""
+    rows = [("mail key", record.mail_key), ("lock key", record.lock_key or "-"), ("state", record.state)]
+    optional = (
+        ("lock", record.lock_status),
+        ("owner", record.owner),
+        ("locked at", record.locked_at),
+        ("sent at", record.sent_at),
+        ("SES message id", record.message_id),
+        ("delivery", record.delivery_status),
+    )
+    rows += [(name, value) for name, value in optional if value]
+    rows += [
+        (f"event {event.at}", f"{event.type} {event.detail}".strip()) for event in record.delivery_events
+    ]
+    rows += [
+        (
+            f"dead-lettered {letter.failed_at or ''}".strip(),
+            f"{letter.reason} (redriven {letter.redrive_count}x)",
+        )
+        for letter in record.dead_letters
+    ]
+    return "\n".join(f"{name:<20} {value}" for name, value in rows)
+
+
+def _table(rows: Sequence[tuple[str, ...]]) -> str:
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
+    return "\n".join(
+        "  ".join([cell.ljust(width) for cell, width in zip(row, widths, strict=False)] + [row[-1]])
+        for row in rows
+    )
