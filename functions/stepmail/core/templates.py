@@ -67,7 +67,9 @@ def render_template(parts: TemplateParts, data: dict[str, Any], *, name: str) ->
     Raises
     ------
     TemplateError
-        A syntax error, a missing variable or a sandbox violation, naming the template and the part.
+        A syntax error, a missing variable, a printed null (or another value without text: a
+        non-finite number, a yesno of a non-boolean), data nested too deeply or a sandbox
+        violation, naming the template and the part.
     """
     if parts.body is None and parts.html is None:
         raise TemplateError(f"template {name!r} has neither body.txt nor body.html")
@@ -102,7 +104,7 @@ def _template_line(error: BaseException) -> int | str:
     """The template line being rendered when ``error`` was raised (Jinja2 rewrites the traceback so
     that the template's frames carry its own line numbers), or ``?``."""
     frames = [frame for frame in traceback.extract_tb(error.__traceback__) if frame.filename == "<template>"]
-    return frames[-1].lineno or "?" if frames else "?"
+    return (frames[-1].lineno or "?") if frames else "?"
 
 
 def apply_template(message: MailMessage, source: TemplateSource | None) -> MailMessage:
