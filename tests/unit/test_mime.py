@@ -12,6 +12,8 @@ from email.utils import getaddresses
 from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from stepmail.core import mime
 from stepmail.core.errors import InvalidMessageError, MessageTooLargeError
@@ -443,7 +445,7 @@ def test_attachment_repr_does_not_show_its_bytes() -> None:
         ("export.csv.gz", "", "application/gzip"),  # compressed: the archive's type, not CSV's
         ("backup.tar.bz2", "binary/octet-stream", "application/x-bzip2"),
         ("notes.txt", "text/plain; charset=ISO-8859-1", "text/plain; charset=ISO-8859-1"),
-        ("notes.txt", "TEXT/PLAIN", "text/plain"),
+        ("notes.txt", "TEXT/PLAIN", "text/plain; charset=utf-8"),  # no charset: the bytes are UTF-8
         ("image.png", 'image/png; name="x"', "image/png"),  # other parameters are dropped
         ("README", "", "application/octet-stream"),  # no extension: nothing to guess from
         ("data.unknownext", "", "application/octet-stream"),
@@ -457,14 +459,204 @@ def test_attachment_repr_does_not_show_its_bytes() -> None:
 def test_attachment_media_type_uses_the_declared_type_or_guesses_from_the_name(
     name: str, declared: str, expected: str
 ) -> None:
-    # When the media type is resolved
-    media_type = attachment_media_type(name, declared)
+    # When the media type is resolved (for ASCII bytes)
+    media_type = attachment_media_type(name, declared, b"data")
     # Then it is as expected, and a rendered part declares it
     assert media_type == expected
     raw = render_email(_message(attachedFileKeys=[name]), [Attachment(name, declared, b"data")])
     _body, part = _parse(raw).iter_parts()
     assert part.get_content_type() == expected.partition(";")[0].lower()
     assert part.get_payload(decode=True) == b"data"
+
+
+# ---------------------------------------------------------------------------------------- text charset
+INVOICE_JA = "請求書\n株式会社サンプル 御中\n合計: 12,000円\n"
+UTF8_CHUNK = 1 << 16  # the chunk size of the UTF-8 check, to put a sequence across a chunk boundary
+TEXT_SETTINGS = settings(max_examples=150, deadline=None, database=None)
+
+
+def _attachment_part(name: str, content_type: str, data: bytes) -> EmailMessage:
+    """The attachment's part, as a reader parses it from the rendered email."""
+    raw = render_email(_message(attachedFileKeys=[name]), [Attachment(name, content_type, data)])
+    _body, part = _parse(raw).iter_parts()
+    assert isinstance(part, EmailMessage)
+    return part
+
+
+@pytest.mark.parametrize("store_type", ["", "binary/octet-stream", "application/octet-stream", "text/plain"])
+def test_a_utf8_japanese_text_without_a_charset_is_declared_utf8(store_type: str) -> None:
+    # Given 請求書.txt in UTF-8 stored without a charset (the Node SDK v3 sends no ContentType)
+    data = INVOICE_JA.encode("utf-8")
+    # When it is attached
+    part = _attachment_part("請求書.txt", store_type, data)
+    # Then it is text/plain in UTF-8, so a reader shows the Japanese text, not mojibake
+    assert part.get_content_type() == "text/plain"
+    assert part.get_content_charset() == "utf-8"
+    assert part.get_content() == INVOICE_JA
+    # And it is still the same file: its name and its bytes
+    assert part.get_filename() == "請求書.txt"
+    assert part.get_payload(decode=True) == data
+
+
+@pytest.mark.parametrize(
+    ("name", "store_type", "data"),
+    [
+        ("請求書.txt", "", INVOICE_JA.encode("shift_jis")),
+        ("請求書.txt", "text/plain", INVOICE_JA.encode("shift_jis")),
+        ("grüße.txt", "binary/octet-stream", "Grüße aus Zürich\n".encode("latin-1")),
+        ("export.csv", "text/csv", "Müller;12,50 €\n".encode("cp1252")),
+        ("page.html", "", "<p>café</p>".encode("latin-1")),  # a guessed text/html
+    ],
+    ids=["shift-jis-guessed", "shift-jis-text-plain", "latin-1", "cp1252-csv", "latin-1-html"],
+)
+def test_text_that_is_not_utf8_and_has_no_charset_is_sent_as_octet_stream(
+    name: str, store_type: str, data: bytes
+) -> None:
+    # When a text file in another encoding, stored without a charset, is attached
+    part = _attachment_part(name, store_type, data)
+    # Then it is declared application/octet-stream with no charset (a wrong charset would garble it)
+    assert part.get_content_type() == "application/octet-stream"
+    assert part.get_param("charset") is None
+    # And it arrives byte for byte under its name
+    assert part.get_filename() == name
+    assert part.get_payload(decode=True) == data
+
+
+@pytest.mark.parametrize(
+    ("store_type", "data", "expected"),
+    [
+        ("text/plain; charset=shift_jis", INVOICE_JA.encode("shift_jis"), "text/plain; charset=shift_jis"),
+        ('text/plain; charset="ISO-8859-1"', "Grüße\n".encode("latin-1"), "text/plain; charset=ISO-8859-1"),
+        ("text/csv; charset=utf-8", "名前,金額\n".encode(), "text/csv; charset=utf-8"),
+        # The store's word is kept even when the bytes disagree: the producer said what they are.
+        ("text/plain; charset=utf-8", INVOICE_JA.encode("shift_jis"), "text/plain; charset=utf-8"),
+    ],
+    ids=["shift-jis", "latin-1-quoted", "utf-8", "utf-8-over-shift-jis"],
+)
+def test_a_charset_the_store_gives_is_kept(store_type: str, data: bytes, expected: str) -> None:
+    # When a text file is stored with a charset
+    media_type = attachment_media_type("notes.txt", store_type, data)
+    # Then that charset is declared
+    assert media_type == expected
+    part = _attachment_part("notes.txt", store_type, data)
+    assert part.get_content_charset() == expected.rpartition("=")[2].lower()
+    assert part.get_payload(decode=True) == data
+
+
+def test_a_store_charset_that_is_not_well_formed_counts_as_none() -> None:
+    # Given a charset parameter that is not a charset name (as today, it is not copied into the header)
+    store_type = "text/plain; charset=???"
+    # When / Then the bytes decide, as for no charset at all
+    assert attachment_media_type("a.txt", store_type, "é".encode()) == "text/plain; charset=utf-8"
+    assert attachment_media_type("a.txt", store_type, "é".encode("latin-1")) == "application/octet-stream"
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "expected"),
+    [
+        ("empty.txt", b"", "text/plain; charset=utf-8"),  # no bytes: trivially UTF-8
+        ("export.csv", "名前,金額\n山田,1200\n".encode(), "text/csv; charset=utf-8"),
+        ("export.csv", b"name,amount\r\nJane,12\r\n", "text/csv; charset=utf-8"),  # ASCII is UTF-8
+        ("export.csv", "Jérôme,12\n".encode("latin-1"), "application/octet-stream"),
+        ("invite.ics", "SUMMARY:Réunion\r\n".encode(), "text/calendar; charset=utf-8"),
+        ("notes.md", "# Überblick\n".encode(), "text/markdown; charset=utf-8"),
+        ("bom.txt", b"\xef\xbb\xbfhello", "text/plain; charset=utf-8"),  # a UTF-8 BOM is UTF-8
+        ("utf16.txt", "hello".encode("utf-16"), "application/octet-stream"),
+        ("report.pdf", b"\xff\xfe not text", "application/pdf"),  # only text/* is looked at
+        ("data.csv.gz", b"\x1f\x8b\x08\x00", "application/gzip"),
+    ],
+)
+def test_a_type_guessed_from_the_name_gets_a_charset_from_the_bytes(
+    name: str, data: bytes, expected: str
+) -> None:
+    # When the store gives no type and the name says text
+    media_type = attachment_media_type(name, "", data)
+    # Then a text type is UTF-8 when its bytes are, and octet-stream otherwise; other types are as guessed
+    assert media_type == expected
+    part = _attachment_part(name, "", data)
+    assert part.get_content_type() == expected.partition(";")[0]
+    assert part.get_payload(decode=True) == data
+
+
+@pytest.mark.parametrize(
+    ("text", "width"),
+    [("é", 2), ("ß", 2), ("€", 3), ("東", 3), ("😀", 4), ("𠮷", 4)],
+    ids=["e-acute", "sharp-s", "euro", "cjk", "emoji", "cjk-ext-b"],
+)
+def test_utf8_of_every_sequence_length_is_utf8_and_one_byte_short_is_not(text: str, width: int) -> None:
+    # Given text whose last character takes 2, 3 or 4 bytes in UTF-8
+    data = f"total {text}".encode()
+    assert len(text.encode()) == width
+    # When / Then the whole text is UTF-8
+    assert attachment_media_type("a.txt", "", data) == "text/plain; charset=utf-8"
+    # And the same bytes with the final sequence cut short (a truncated file) are not
+    for cut in range(1, width):
+        assert attachment_media_type("a.txt", "", data[:-cut]) == "application/octet-stream"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\xc0\xaf",  # an overlong "/" (RFC 3629 forbids it)
+        b"\xe0\x80\xaf",  # an overlong 3-byte "/"
+        b"\xed\xa0\x80",  # a UTF-16 surrogate (U+D800)
+        b"\xf4\x90\x80\x80",  # past U+10FFFF
+        b"\x80",  # a lone continuation byte
+        b"ok \xff",  # a byte that never occurs in UTF-8
+    ],
+    ids=["overlong-2", "overlong-3", "surrogate", "past-max", "continuation", "ff"],
+)
+def test_ill_formed_utf8_is_not_utf8(data: bytes) -> None:
+    assert attachment_media_type("a.txt", "", data) == "application/octet-stream"
+
+
+@pytest.mark.parametrize("offset", [-3, -2, -1, 0])
+def test_a_sequence_across_a_chunk_boundary_of_the_check_is_read_whole(offset: int) -> None:
+    # Given a 4-byte character that starts just before, or exactly at, the check's 64 KiB chunk boundary
+    data = b"a" * (UTF8_CHUNK + offset) + "😀".encode() + b"a" * 10
+    # When / Then it is UTF-8 (the check is not fooled by the chunking)
+    assert attachment_media_type("a.txt", "", data) == "text/plain; charset=utf-8"
+    # And one bad byte after the first chunk still makes the file octet-stream
+    assert attachment_media_type("a.txt", "", data + b"\xff") == "application/octet-stream"
+
+
+_SUBTYPES = st.from_regex(r"\A[a-z0-9][a-z0-9!#$&^_.+-]{0,20}\Z")
+_TEXT_STORE_TYPES = st.one_of(
+    st.sampled_from(["text/plain", "TEXT/Plain", "text/csv; header=present", "text/html;format=flowed"]),
+    _SUBTYPES.map(lambda subtype: f"text/{subtype}"),
+)
+_ANY_BYTES = st.one_of(
+    st.binary(max_size=300),
+    st.text(max_size=100).map(lambda text: text.encode("utf-8")),
+    st.text(st.characters(max_codepoint=0xFF), max_size=100).map(lambda text: text.encode("latin-1")),
+)
+
+
+@TEXT_SETTINGS
+@given(store_type=_TEXT_STORE_TYPES, data=_ANY_BYTES)
+@example(store_type="text/plain", data=b"\xc3")  # a truncated 2-byte sequence
+@example(store_type="text/plain", data=b"\xed\xbf\xbf")  # an encoded surrogate
+@example(store_type="text/plain", data=b"")
+def test_a_text_type_without_a_charset_is_utf8_exactly_when_the_bytes_are(
+    store_type: str, data: bytes
+) -> None:
+    # Given any bytes stored as any text/* type without a charset
+    try:
+        data.decode("utf-8")
+        is_utf8 = True
+    except UnicodeDecodeError:
+        is_utf8 = False
+    # When attached and parsed back
+    part = _attachment_part("file", store_type, data)
+    # Then the charset is utf-8 if and only if the bytes decode as UTF-8 (octet-stream otherwise)
+    assert (part.get_content_charset() == "utf-8") is is_utf8
+    if is_utf8:
+        assert part.get_content_type() == store_type.partition(";")[0].strip().lower()
+    else:
+        assert part.get_content_type() == "application/octet-stream"
+        assert part.get_param("charset") is None
+    # And the part carries the bytes exactly
+    assert part.get_payload(decode=True) == data
 
 
 # ---------------------------------------------------------------------------------------- size

@@ -31,6 +31,7 @@ refused by SES for being too large.
 from __future__ import annotations
 
 import base64
+import codecs
 import io
 import mimetypes
 import re
@@ -70,6 +71,8 @@ _HEADER_SLACK = 128  # the package's multipart/alternative boundary may grow by 
 _MEDIA_TYPE_ALLOWANCE = 2 * 127 + 64
 _GENERIC_TYPES = frozenset({"", "binary/octet-stream", "application/octet-stream"})
 _FALLBACK_TYPE = "application/octet-stream"
+_UTF8_DECODER = codecs.getincrementaldecoder("utf-8")
+_UTF8_CHUNK_BYTES = 1 << 16
 _MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
 _CHARSET = re.compile(r";\s*charset\s*=\s*\"?(?P<charset>[A-Za-z0-9._+-]{1,40})\"?", re.IGNORECASE)
 _UNSAFE_HEADER_OCTET = re.compile(rb"[^\t\x20-\x7e]")
@@ -114,7 +117,7 @@ class Attachment:
 
     @property
     def media_type(self) -> str:
-        return attachment_media_type(self.name, self.content_type)
+        return attachment_media_type(self.name, self.content_type, self.data)
 
 
 def attachment_filename(name: str) -> str:
@@ -122,23 +125,53 @@ def attachment_filename(name: str) -> str:
     return name.rsplit("/", 1)[-1]
 
 
-def attachment_media_type(name: str, content_type: str) -> str:
-    """The media type to declare (``type/subtype``, with ``charset`` for text when the store gave one).
+def attachment_media_type(name: str, content_type: str, data: bytes) -> str:
+    """The media type to declare (``type/subtype``, and ``charset`` for text).
 
     The store's type is used when it is specific and well formed; a generic, empty or malformed one
     is replaced by a guess from the file name (``application/octet-stream`` when there is none).
     ``multipart/*`` and ``message/*`` become ``application/octet-stream``: RFC 2046 forbids base64
     for them, and their bytes are not known to be 7-bit.
+
+    Text keeps the charset the store gives.  Without one (a bare ``text/csv``, or a type guessed
+    from the name: an upload without ``ContentType``, the Node SDK v3's default, is stored with a
+    generic type), readers assume US-ASCII (RFC 2046 section 4.1.2) and show UTF-8 as mojibake,
+    so the bytes decide: ``charset=utf-8`` when they are valid UTF-8, else
+    ``application/octet-stream`` (no other charset can be told from the bytes reliably; the file
+    still arrives byte for byte, for an application that knows its encoding).
     """
     declared = content_type.partition(";")[0].strip().lower()
     if declared in _GENERIC_TYPES or not _MEDIA_TYPE.match(declared):
-        return _guess_media_type(attachment_filename(name))
+        return _with_text_charset(_guess_media_type(attachment_filename(name)), data)
     if declared.partition("/")[0] in ("multipart", "message"):
         return _FALLBACK_TYPE
     charset = _CHARSET.search(content_type)
     if declared.startswith("text/") and charset:
         return f"{declared}; charset={charset.group('charset')}"
-    return declared
+    return _with_text_charset(declared, data)
+
+
+def _with_text_charset(media_type: str, data: bytes) -> str:
+    """A ``text/*`` type without a charset: declared UTF-8 when ``data`` is UTF-8, else octet-stream."""
+    if not media_type.startswith("text/"):
+        return media_type
+    return f"{media_type}; charset=utf-8" if _is_utf8(data) else _FALLBACK_TYPE
+
+
+def _is_utf8(data: bytes) -> bool:
+    """Whether ``data`` is well-formed UTF-8 (no overlong forms, surrogates or truncated sequence).
+
+    Decoded chunk by chunk, so an attachment of tens of MB is checked without a decoded copy of it.
+    """
+    decoder = _UTF8_DECODER()
+    view = memoryview(data)
+    try:
+        for start in range(0, len(view), _UTF8_CHUNK_BYTES):
+            decoder.decode(view[start : start + _UTF8_CHUNK_BYTES])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _guess_media_type(filename: str) -> str:

@@ -1,10 +1,12 @@
 """Templates: a message may name a ``template`` and give ``templateData`` instead of subject/body/html.
 
 Rendered with Jinja2's sandbox (template data cannot reach Python internals), ``StrictUndefined``
-(a missing variable is an error, not an empty string) and HTML auto-escaping for the HTML part.
-Whatever goes wrong is a :class:`TemplateError`: permanent, the message is dead-lettered with the
-reason.  The rendered message is validated again, so data cannot smuggle a line break into the
-subject (a header) any more than a producer can.
+(a missing variable is an error, not an empty string), HTML auto-escaping for the HTML part, and
+JSON's spelling for ``templateData``'s values (``true``, not ``True``; printing ``null`` is an error
+as a missing variable is: :mod:`stepmail.core.template_environment`).  Whatever goes wrong is a
+:class:`TemplateError`: permanent, the message is dead-lettered with the reason.  The rendered
+message is validated again, so data cannot smuggle a line break into the subject (a header) any
+more than a producer can.
 
 Where the templates' text comes from is a :class:`TemplateSource` (a directory in the Lambda asset:
 ``stepmail.adapters.templates``); this module reads no files.
@@ -12,6 +14,7 @@ Where the templates' text comes from is a :class:`TemplateSource` (a directory i
 
 from __future__ import annotations
 
+import traceback
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any, Protocol
@@ -53,10 +56,9 @@ class Rendered:
 @cache
 def _environment(*, html: bool) -> SandboxedEnvironment:
     """Jinja2 is imported on the first template, not at cold start (~145 ms): most emails use none."""
-    from jinja2 import StrictUndefined
-    from jinja2.sandbox import SandboxedEnvironment
+    from stepmail.core.template_environment import build_environment
 
-    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=html, keep_trailing_newline=True)
+    return build_environment(html=html)
 
 
 def render_template(parts: TemplateParts, data: dict[str, Any], *, name: str) -> Rendered:
@@ -65,7 +67,9 @@ def render_template(parts: TemplateParts, data: dict[str, Any], *, name: str) ->
     Raises
     ------
     TemplateError
-        A syntax error, a missing variable or a sandbox violation, naming the template and the part.
+        A syntax error, a missing variable, a printed null (or another value without text: a
+        non-finite number, a yesno of a non-boolean), data nested too deeply or a sandbox
+        violation, naming the template and the part.
     """
     if parts.body is None and parts.html is None:
         raise TemplateError(f"template {name!r} has neither body.txt nor body.html")
@@ -82,10 +86,25 @@ def render_template(parts: TemplateParts, data: dict[str, Any], *, name: str) ->
 def _render(environment: SandboxedEnvironment, text: str, data: dict[str, Any], name: str, part: str) -> str:
     from jinja2 import TemplateError as JinjaError
 
+    from stepmail.core.template_environment import TemplateValueError
+
     try:
         return environment.from_string(text).render(data)
+    except TemplateValueError as error:
+        # The message cannot name the variable (the value reached the output alone): give the line.
+        where = f"{part}, line {_template_line(error)}"
+        raise TemplateError(f"template {name!r} ({where}): {error.message}") from None
     except JinjaError as error:
         raise TemplateError(f"template {name!r} ({part}): {error.message or type(error).__name__}") from None
+    except RecursionError:
+        raise TemplateError(f"template {name!r} ({part}): the data is nested too deeply to print") from None
+
+
+def _template_line(error: BaseException) -> int | str:
+    """The template line being rendered when ``error`` was raised (Jinja2 rewrites the traceback so
+    that the template's frames carry its own line numbers), or ``?``."""
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__) if frame.filename == "<template>"]
+    return (frames[-1].lineno or "?") if frames else "?"
 
 
 def apply_template(message: MailMessage, source: TemplateSource | None) -> MailMessage:
