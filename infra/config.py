@@ -102,6 +102,11 @@ class StepmailConfig(BaseModel):
     queue_age_alarm_seconds: int = Field(default=900, ge=60)
     lambda_errors_alarm_threshold: int = Field(default=1, ge=1)
     lambda_throttles_alarm_threshold: int = Field(default=1, ge=1)
+    # Messages handed back to the queue (lock busy, SES throttled past the workflow's retries): a few
+    # are normal, a steady stream is not.  The alarm fires when more than ..._per_minute were handed
+    # back in each of ..._minutes minutes in a row, so a shorter throttling episode pages nobody.
+    retried_later_alarm_per_minute: int = Field(default=5, ge=0)
+    retried_later_alarm_minutes: int = Field(default=5, ge=1, le=60)
     bounce_rate_alarm_threshold: float = Field(default=0.05, gt=0, le=1)
     complaint_rate_alarm_threshold: float = Field(default=0.001, gt=0, le=1)
 

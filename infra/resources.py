@@ -47,6 +47,7 @@ ATTACHMENTS_BUCKET_OUTPUT = "AttachmentsBucketName"
 LOCK_TABLE_OUTPUT = "LockTableName"
 STATE_MACHINE_ARN_OUTPUT = "StateMachineArn"
 CONFIGURATION_SET_OUTPUT = "ConfigurationSetName"
+TRACKER_DEAD_LETTER_QUEUE_URL_OUTPUT = "TrackerDeadLetterQueueUrl"
 
 # ---------------------------------------------------------------- SES delivery events on EventBridge
 #: SES's event type -> the ``detail-type`` EventBridge gives it.  Source: "Monitor email sending using

@@ -67,12 +67,13 @@ class StepmailStack(Stack):
             self.tracking = Tracking(
                 self, constants.TRACKING_ID, config=config, code=code, lock_table=self.storage.lock_table
             )
-        functions: dict[str, lambda_.IFunction] = {
-            "Starter": self.starter.function,
-            "Sender": self.sender.function,
-        }
+        # The sender is a workflow task: its errors are the workflow's contract (monitoring.py).
+        functions: dict[str, lambda_.IFunction] = {"Starter": self.starter.function}
+        workflow_tasks: dict[str, lambda_.IFunction] = {"Sender": self.sender.function}
+        tracker_dead_letters = None
         if self.tracking:
             functions["Tracker"] = self.tracking.function
+            tracker_dead_letters = self.tracking.dead_letter_queue
         queue, dead_letters, state_machine = (
             self.queueing.queue,
             self.queueing.dead_letter_queue,
@@ -86,6 +87,8 @@ class StepmailStack(Stack):
             dead_letter_queue=dead_letters,
             state_machine=state_machine,
             functions=functions,
+            workflow_tasks=workflow_tasks,
+            tracker_dead_letter_queue=tracker_dead_letters,
         )
         self.dashboard = Dashboard(
             self,
@@ -94,7 +97,8 @@ class StepmailStack(Stack):
             queue=queue,
             dead_letter_queue=dead_letters,
             state_machine=state_machine,
-            functions=functions,
+            functions={**functions, **workflow_tasks},
+            tracker_dead_letter_queue=tracker_dead_letters,
         )
         self._add_outputs()
 
@@ -123,6 +127,10 @@ class StepmailStack(Stack):
             outputs[resources.CONFIGURATION_SET_OUTPUT] = (
                 self.tracking.configuration_set.configuration_set_name,
                 "The SES configuration set whose delivery events are recorded (the default for messages)",
+            )
+            outputs[resources.TRACKER_DEAD_LETTER_QUEUE_URL_OUTPUT] = (
+                self.tracking.dead_letter_queue.queue_url,
+                "SES delivery events the tracker could not record",
             )
         for key, (value, description) in outputs.items():
             CfnOutput(self, key, value=value, description=description)

@@ -12,9 +12,9 @@ to the real tracker handler in process, a moment later and on another thread, as
   of sub-type ``OnAccountSuppressionList`` (SES does not even try); ``ooto@`` -> ``Delivery`` (the
   auto-reply is not modelled); any other address -> ``Delivery`` (the twin has no real mailboxes).
 
-An event that overtakes Mark Sent (the tracker finds no record with its message id yet) is delivered
-again with backoff, as Lambda's asynchronous invoke retries it; :attr:`MailboxSimulator.results`
-keeps each event's final outcome.
+An event that overtakes Mark Sent waits for the record inside the tracker (on the twin's scale,
+:data:`RECORD_WAIT`); one it still cannot record is delivered again with backoff, as Lambda's
+asynchronous invoke retries it; :attr:`MailboxSimulator.results` keeps each event's final outcome.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import Any
 
 from infra.config import StepmailConfig
 from infra.resources import SES_DETAIL_TYPES
-from stepmail.core.tracking import DeliveryRecordNotFoundError, RecordOutcome
+from stepmail.core.tracking import DeliveryRecordNotFoundError, RecordOutcome, RecordWait
 from stepmail.handlers import tracker as tracker_handler
 from stepmail.settings import TrackerSettings
 from twin import patches
@@ -42,6 +42,8 @@ SIMULATOR_DOMAIN = "simulator.amazonses.com"
 #: The first delivery comes a moment after the send (as EventBridge's does); then retries back off.
 FIRST_DELAY_SECONDS = 0.02
 RETRY_DELAYS_SECONDS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
+#: The tracker's wait for Mark Sent, scaled down: the simulator delivers events one at a time.
+RECORD_WAIT = RecordWait(deadline_seconds=0.3, first_pause_seconds=0.01, max_pause_seconds=0.05)
 
 logger = logging.getLogger("twin.simulator")
 
@@ -231,7 +233,7 @@ def install(*, config: StepmailConfig, table: str, ses: TwinSes, dynamodb: Any) 
         return None
     settings = TrackerSettings.from_environ(config.tracker_settings(lock_table=table).to_environment())
     simulator = MailboxSimulator(
-        tracker=tracker_handler.build_tracker(settings, dynamodb_client=dynamodb),
+        tracker=tracker_handler.build_tracker(settings, dynamodb_client=dynamodb, wait=RECORD_WAIT),
         configuration_set=config.tracking_configuration_set,
         account=ses.account_id,
         region=ses.region,

@@ -1,10 +1,11 @@
 """The CloudWatch dashboard: the whole pipeline on one page, in the order an email goes through it.
 
-Rows: what came in and what is waiting (queue, DLQ), what the workflow did (runs by outcome), what
-the functions did (invocations, errors, throttles, duration), what stepmail counted itself (emails
-sent, duplicates, dead letters by reason, throttled sends, attachment bytes — Powertools EMF), what
-SES said afterwards (delivery events by type) and the account's reputation (bounce and complaint rates
-against their alarm thresholds).
+Rows: what came in and what is waiting (queue, DLQs), what the workflow did (runs by outcome, and the
+messages handed back to the queue against their alarm threshold), what the functions did
+(invocations, errors, throttles, duration), what stepmail counted itself (emails sent, duplicates,
+dead letters by reason, throttled sends, attachment bytes — Powertools EMF), what SES said afterwards
+(delivery events by type) and the account's reputation (bounce and complaint rates against their
+alarm thresholds).
 """
 
 from __future__ import annotations
@@ -18,22 +19,17 @@ from constructs import Construct
 
 from infra import constants
 from infra.config import StepmailConfig
-from infra.constructs.monitoring import BOUNCE_RATE_METRIC, COMPLAINT_RATE_METRIC, SES_NAMESPACE
+from infra.constructs.monitoring import (
+    BOUNCE_RATE_METRIC,
+    COMPLAINT_RATE_METRIC,
+    SES_NAMESPACE,
+    stepmail_metric,
+)
 from stepmail.adapters import metrics as stepmail_metrics
 
 _PERIOD = Duration.minutes(5)
+_MINUTE = Duration.minutes(1)  # the retried-later alarm's period: its graph plots the same sums
 _WIDTH = 8  # three graphs per row (the grid is 24 wide)
-
-
-def stepmail_metric(name: str, *, statistic: str = cloudwatch.Stats.SUM) -> cloudwatch.Metric:
-    """One of the metrics the functions publish (EMF), with the service dimension they carry."""
-    return cloudwatch.Metric(
-        namespace=stepmail_metrics.NAMESPACE,
-        metric_name=name,
-        dimensions_map=dict(stepmail_metrics.SERVICE_DIMENSION),
-        period=_PERIOD,
-        statistic=statistic,
-    )
 
 
 def by_dimension(name: str, dimension: str, *, label: str) -> cloudwatch.MathExpression:
@@ -58,6 +54,7 @@ class Dashboard(Construct):
         dead_letter_queue: sqs.IQueue,
         state_machine: sfn.IStateMachine,
         functions: dict[str, lambda_.IFunction],
+        tracker_dead_letter_queue: sqs.IQueue | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.dashboard = cloudwatch.Dashboard(
@@ -66,8 +63,8 @@ class Dashboard(Construct):
             dashboard_name=f"{Stack.of(self).stack_name}-pipeline",
             default_interval=Duration.hours(3),
         )
-        self.dashboard.add_widgets(*self._queue_widgets(queue, dead_letter_queue))
-        self.dashboard.add_widgets(*self._workflow_widgets(state_machine))
+        self.dashboard.add_widgets(*self._queue_widgets(queue, dead_letter_queue, tracker_dead_letter_queue))
+        self.dashboard.add_widgets(*self._workflow_widgets(state_machine, config))
         self.dashboard.add_widgets(*self._function_widgets(functions))
         self.dashboard.add_widgets(*self._stepmail_widgets())
         self.dashboard.add_widgets(*self._ses_widgets(config))
@@ -76,7 +73,18 @@ class Dashboard(Construct):
     def _graph(title: str, metrics: list[cloudwatch.IMetric], **options: object) -> cloudwatch.GraphWidget:
         return cloudwatch.GraphWidget(title=title, left=metrics, width=_WIDTH, **options)  # type: ignore[arg-type]
 
-    def _queue_widgets(self, queue: sqs.IQueue, dead_letters: sqs.IQueue) -> list[cloudwatch.IWidget]:
+    def _queue_widgets(
+        self, queue: sqs.IQueue, dead_letters: sqs.IQueue, tracker_dead_letters: sqs.IQueue | None
+    ) -> list[cloudwatch.IWidget]:
+        dead_letter_counts: list[cloudwatch.IMetric] = [
+            dead_letters.metric_approximate_number_of_messages_visible(period=_PERIOD, label="messages")
+        ]
+        if tracker_dead_letters:
+            dead_letter_counts.append(
+                tracker_dead_letters.metric_approximate_number_of_messages_visible(
+                    period=_PERIOD, label="delivery events (tracker)"
+                )
+            )
         return [
             self._graph(
                 "Mail queue: in and waiting",
@@ -92,17 +100,13 @@ class Dashboard(Construct):
                 "Mail queue: oldest message (s)",
                 [queue.metric_approximate_age_of_oldest_message(period=_PERIOD, statistic="Maximum")],
             ),
-            self._graph(
-                "Dead-letter queue",
-                [
-                    dead_letters.metric_approximate_number_of_messages_visible(
-                        period=_PERIOD, label="messages"
-                    )
-                ],
-            ),
+            self._graph("Dead-letter queues", dead_letter_counts),
         ]
 
-    def _workflow_widgets(self, state_machine: sfn.IStateMachine) -> list[cloudwatch.IWidget]:
+    def _workflow_widgets(
+        self, state_machine: sfn.IStateMachine, config: StepmailConfig
+    ) -> list[cloudwatch.IWidget]:
+        retried_later = stepmail_metric(stepmail_metrics.RETRIED_LATER, period=_MINUTE, label="per minute")
         return [
             self._graph(
                 "Workflow runs",
@@ -116,6 +120,16 @@ class Dashboard(Construct):
             self._graph(
                 "Workflow duration (ms)",
                 [state_machine.metric_time(period=_PERIOD, statistic="p99", label="p99")],
+            ),
+            self._graph(
+                "Handed back to the queue (RetriedLater)",
+                [retried_later],
+                left_annotations=[
+                    cloudwatch.HorizontalAnnotation(
+                        value=config.retried_later_alarm_per_minute,
+                        label=f"alarm: above this {config.retried_later_alarm_minutes} min in a row",
+                    )
+                ],
             ),
         ]
 
@@ -139,14 +153,13 @@ class Dashboard(Construct):
             self._graph(
                 "Emails",
                 [
-                    stepmail_metric(m.EMAILS_SENT),
-                    stepmail_metric(m.DUPLICATES_SKIPPED),
-                    stepmail_metric(m.RETRIED_LATER),
-                    stepmail_metric(m.THROTTLED),
+                    stepmail_metric(m.EMAILS_SENT, period=_PERIOD),
+                    stepmail_metric(m.DUPLICATES_SKIPPED, period=_PERIOD),
+                    stepmail_metric(m.THROTTLED, period=_PERIOD),
                 ],
             ),
             self._graph("Dead-lettered by reason", [dead_letters_by_reason]),
-            self._graph("Attachment bytes sent", [stepmail_metric(m.ATTACHMENT_BYTES)]),
+            self._graph("Attachment bytes sent", [stepmail_metric(m.ATTACHMENT_BYTES, period=_PERIOD)]),
         ]
 
     def _ses_widgets(self, config: StepmailConfig) -> list[cloudwatch.IWidget]:

@@ -1,8 +1,16 @@
-"""Monitoring: alarms to an SNS topic (email, Slack) on everything that needs a person.
+"""Monitoring: alarms to an SNS topic (email, Slack), each one a thing a person must act on.
 
-The dead-letter queue not empty, workflow runs failed or timed out, the mail queue's oldest message
-too old (the pipeline is stuck or too slow for the load), any function's errors or throttles, and
-SES's bounce and complaint rates (the account's reputation) above the configured thresholds.
+The dead-letter queue not empty (a message that can never be sent, with its reason); workflow runs
+that really failed (handled outcomes end in Pass states and do not count); messages handed back to
+the queue at a sustained rate (throttling or a stuck lock that outlasts the alarm's window); the mail
+queue's oldest message too old (stuck or too slow for the load); the tracker's dead-letter queue not
+empty (a delivery event that could not be recorded); the starter's and tracker's errors; any
+function's throttles; SES's bounce and complaint rates above the configured thresholds.
+
+What no alarm watches, on purpose: the sender's Lambda errors.  The sender reports the workflow's
+error contract by raising (throttled, rejected, template error...): its Retry and Catch handle each
+one, and what they end in is watched here (dead letters, retried-later runs, failed runs).  A single
+bad message or a short throttling episode therefore trips the DLQ alarm alone, or nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from constructs import Construct
 
 from infra import constants
 from infra.config import StepmailConfig
+from stepmail.adapters import metrics as stepmail_metrics
 
 _ALARM_PERIOD = Duration.minutes(1)
 _AT_LEAST = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
@@ -30,6 +39,33 @@ _REPUTATION_PERIOD = Duration.minutes(15)
 SES_NAMESPACE = "AWS/SES"
 BOUNCE_RATE_METRIC = "Reputation.BounceRate"
 COMPLAINT_RATE_METRIC = "Reputation.ComplaintRate"
+#: What a function's errors mean, by the name the stack gives it (its alarm's description).
+_ERRORS_MEANING = {
+    "Starter": (
+        "stepmail: the starter function failed a whole invocation (Lambda Errors): a timeout, a crash "
+        "or a bad deployment; each record's own failures are partial batch responses, not errors. Its "
+        "batch comes back after the visibility timeout."
+    ),
+    "Tracker": (
+        "stepmail: the tracker could not record an SES delivery event (Lambda Errors): no record carried "
+        "its message id even after waiting for Mark Sent, or it is not an SES event, or DynamoDB failed. "
+        "Lambda retries it twice; then it lands in the tracker's dead-letter queue."
+    ),
+}
+
+
+def stepmail_metric(
+    name: str, *, period: Duration, statistic: str = cloudwatch.Stats.SUM, label: str | None = None
+) -> cloudwatch.Metric:
+    """One of the metrics the functions publish (EMF), with the service dimension they carry."""
+    return cloudwatch.Metric(
+        namespace=stepmail_metrics.NAMESPACE,
+        metric_name=name,
+        dimensions_map=dict(stepmail_metrics.SERVICE_DIMENSION),
+        period=period,
+        statistic=statistic,
+        label=label,
+    )
 
 
 class Monitoring(Construct):
@@ -45,6 +81,8 @@ class Monitoring(Construct):
         dead_letter_queue: sqs.IQueue,
         state_machine: sfn.IStateMachine,
         functions: dict[str, lambda_.IFunction],
+        workflow_tasks: dict[str, lambda_.IFunction],
+        tracker_dead_letter_queue: sqs.IQueue | None = None,
     ) -> None:
         """
         Parameters
@@ -52,14 +90,29 @@ class Monitoring(Construct):
         functions
             Each function to watch for errors and throttles, by a short name ("Starter"...) that
             names its alarms.
+        workflow_tasks
+            Functions the workflow invokes ("Sender"): watched for throttles only, since their errors
+            are the workflow's contract (see the module docstring).
+        tracker_dead_letter_queue
+            Where delivery events the tracker could not record go (None without delivery tracking).
         """
         super().__init__(scope, construct_id)
         self.topic = self._build_topic(self._build_topic_key())
         self.dead_letter_alarm = self._build_dead_letter_alarm(dead_letter_queue)
         self.workflow_alarm = self._build_workflow_alarm(state_machine)
+        self.retried_later_alarm = self._build_retried_later_alarm(config)
         self.queue_age_alarm = self._build_queue_age_alarm(queue, config.queue_age_alarm_seconds)
-        self.function_alarms = {
-            name: self._build_function_alarms(name, function, config) for name, function in functions.items()
+        self.tracker_dead_letter_alarm = (
+            self._build_tracker_dead_letter_alarm(tracker_dead_letter_queue)
+            if tracker_dead_letter_queue
+            else None
+        )
+        self.error_alarms = {
+            name: self._build_errors_alarm(name, function, config) for name, function in functions.items()
+        }
+        self.throttle_alarms = {
+            name: self._build_throttles_alarm(name, function, config)
+            for name, function in {**functions, **workflow_tasks}.items()
         }
         self.bounce_rate_alarm, self.complaint_rate_alarm = self._build_reputation_alarms(config)
         self._allow_alarms_to_publish(self.alarms)
@@ -104,12 +157,17 @@ class Monitoring(Construct):
             constants.DEAD_LETTER_ALARM_ID,
             metric,
             description=(
-                "stepmail: the dead-letter queue is not empty. Each message there carries its reason; "
-                "list and redrive them with `stepmail dlq`."
+                "stepmail: the dead-letter queue is not empty: a message could not be sent and will not be "
+                "retried (invalid, rejected by SES, an attachment missing, a template error, or failed "
+                "max_receive_count deliveries). Run `stepmail dlq list` for each reason; fix the message, "
+                "template or sender identity, then `stepmail dlq redrive`."
             ),
         )
 
     def _build_workflow_alarm(self, state_machine: sfn.IStateMachine) -> cloudwatch.Alarm:
+        # Handled outcomes (sent, duplicate, lock busy, dead-lettered, retry later) end in Pass or
+        # Succeed states, so ExecutionsFailed counts only errors no Catch handled.  ExecutionsAborted
+        # is left out: Express runs cannot be stopped (StopExecution does not support EXPRESS).
         runs_not_completed = cloudwatch.MathExpression(
             expression="failed + timedOut",
             using_metrics={
@@ -125,20 +183,65 @@ class Monitoring(Construct):
             constants.WORKFLOW_ALARM_ID,
             runs_not_completed,
             description=(
-                "stepmail: workflow runs failed or timed out (ExecutionsFailed + ExecutionsTimedOut). "
-                "Inspect them in the state machine's CloudWatch Logs."
+                "stepmail: workflow runs really failed or timed out (ExecutionsFailed + ExecutionsTimedOut; "
+                "dead-lettered and retried-later runs end in Pass states and are not counted). Such a run "
+                "skipped every Catch (States.DataLimitExceeded, States.Runtime, the dead-letter send "
+                "failing) or ran out of time: its message goes back to the queue and, after "
+                "max_receive_count deliveries, to the DLQ without a reason, and its lock blocks the email "
+                "until the lease expires. Find the run's error and cause in the state machine's log group, "
+                "fix it, then redrive."
+            ),
+        )
+
+    def _build_retried_later_alarm(self, config: StepmailConfig) -> cloudwatch.Alarm:
+        per_minute, minutes = config.retried_later_alarm_per_minute, config.retried_later_alarm_minutes
+        return self._alarm(
+            constants.RETRIED_LATER_ALARM_ID,
+            stepmail_metric(stepmail_metrics.RETRIED_LATER, period=_ALARM_PERIOD),
+            threshold=per_minute,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            # Every minute of the window must breach: a shorter episode, or a quiet minute in it, does not.
+            evaluation_periods=minutes,
+            description=(
+                f"stepmail: more than {per_minute} messages a minute were handed back to the queue, "
+                f"{minutes} minutes in a row (RetriedLater: lock busy, SES throttled past the workflow's "
+                "retries, a transient AWS error). Sustained SES throttling: compare SesThrottled on the "
+                "dashboard, then raise the SES quota or set ses_max_send_rate / max_concurrency lower. "
+                "A stuck lock (lock busy): a run died holding it; it frees itself when its lease expires. "
+                "Otherwise the starter's 'retry later' log lines name the error."
+            ),
+        )
+
+    def _build_tracker_dead_letter_alarm(self, dead_letter_queue: sqs.IQueue) -> cloudwatch.Alarm:
+        metric = dead_letter_queue.metric_approximate_number_of_messages_visible(
+            period=_ALARM_PERIOD, statistic=cloudwatch.Stats.MAXIMUM
+        )
+        return self._alarm(
+            constants.TRACKER_DEAD_LETTER_ALARM_ID,
+            metric,
+            description=(
+                "stepmail: the tracker's dead-letter queue is not empty: an SES delivery event could not "
+                "be recorded on its email's record (none carried its message id after the tracker's wait "
+                "and two retries, or the event was not an SES event, or EventBridge could not invoke the "
+                "tracker). Read the messages (aws sqs receive-message): an event for an email without a "
+                "record was sent through the tracked configuration set by something else, or its run "
+                "died between SES and Mark Sent (the one duplicate window: check `stepmail status`). "
+                "Delete them once understood."
             ),
         )
 
     @property
     def alarms(self) -> list[cloudwatch.Alarm]:
         """Every alarm of the stack (the topic accepts exactly these)."""
-        per_function = [alarm for pair in self.function_alarms.values() for alarm in pair]
+        tracker = [self.tracker_dead_letter_alarm] if self.tracker_dead_letter_alarm else []
         return [
             self.dead_letter_alarm,
             self.workflow_alarm,
+            self.retried_later_alarm,
             self.queue_age_alarm,
-            *per_function,
+            *tracker,
+            *self.error_alarms.values(),
+            *self.throttle_alarms.values(),
             self.bounce_rate_alarm,
             self.complaint_rate_alarm,
         ]
@@ -159,25 +262,30 @@ class Monitoring(Construct):
             ),
         )
 
-    def _build_function_alarms(
+    def _build_errors_alarm(
         self, name: str, function: lambda_.IFunction, config: StepmailConfig
-    ) -> tuple[cloudwatch.Alarm, cloudwatch.Alarm]:
-        errors = self._alarm(
+    ) -> cloudwatch.Alarm:
+        return self._alarm(
             f"{name}Errors",
             function.metric_errors(period=_ALARM_PERIOD, statistic=cloudwatch.Stats.SUM),
             threshold=config.lambda_errors_alarm_threshold,
-            description=f"stepmail: the {name.lower()} function failed (Lambda Errors). See its log group.",
+            description=_ERRORS_MEANING.get(name, f"stepmail: the {name.lower()} function failed.")
+            + " Its log group has the error.",
         )
-        throttles = self._alarm(
+
+    def _build_throttles_alarm(
+        self, name: str, function: lambda_.IFunction, config: StepmailConfig
+    ) -> cloudwatch.Alarm:
+        return self._alarm(
             f"{name}Throttles",
             function.metric_throttles(period=_ALARM_PERIOD, statistic=cloudwatch.Stats.SUM),
             threshold=config.lambda_throttles_alarm_threshold,
             description=(
                 f"stepmail: the {name.lower()} function was throttled (Lambda Throttles): the account's "
-                "concurrency is exhausted or a reserved concurrency is too low."
+                "concurrency is exhausted or a reserved concurrency is too low. Raise the account's "
+                "concurrency quota or find what else uses it."
             ),
         )
-        return errors, throttles
 
     def _build_reputation_alarms(self, config: StepmailConfig) -> tuple[cloudwatch.Alarm, cloudwatch.Alarm]:
         def rate(metric_name: str) -> cloudwatch.Metric:

@@ -53,6 +53,8 @@ FULL_CONFIG: dict[str, Any] = {
     "queue_age_alarm_seconds": 600,
     "lambda_errors_alarm_threshold": 3,
     "lambda_throttles_alarm_threshold": 2,
+    "retried_later_alarm_per_minute": 12,
+    "retried_later_alarm_minutes": 8,
     "bounce_rate_alarm_threshold": 0.03,
     "complaint_rate_alarm_threshold": 0.0005,
     "suppression": "bounces-and-complaints",

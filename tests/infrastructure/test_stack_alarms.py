@@ -41,26 +41,46 @@ def test_queue_age_alarm_uses_the_configured_threshold_over_five_minutes(synthes
     assert alarm["Statistic"] == "Maximum"
 
 
-def test_each_function_has_an_errors_and_a_throttles_alarm(synthesized: Synthesized) -> None:
+def test_starter_and_tracker_have_errors_alarms_and_every_function_a_throttles_alarm(
+    synthesized: Synthesized,
+) -> None:
     # Given the three functions and their alarms
     stack, config = synthesized.stack, synthesized.config
-    functions = {"Starter": stack.starter.function, "Sender": stack.sender.function}
     assert stack.tracking is not None
-    functions["Tracker"] = stack.tracking.function
+    functions = {
+        "Starter": stack.starter.function,
+        "Sender": stack.sender.function,
+        "Tracker": stack.tracking.function,
+    }
+    monitoring = stack.monitoring
 
-    # Then each function has both, on its own name, with the configured thresholds
-    assert set(stack.monitoring.function_alarms) == set(functions)
+    # Then the starter and the tracker have an errors alarm, and no sender errors alarm exists (its
+    # errors are the workflow's contract: a throttle or a bad message is not a page)
+    assert set(monitoring.error_alarms) == {"Starter", "Tracker"}
+    assert not any("SenderErrors" in synthesized.logical_id(alarm) for alarm in monitoring.alarms)
+    # And every function has a throttles alarm, each on its own function with the configured thresholds
+    assert set(monitoring.throttle_alarms) == set(functions)
     for name, function in functions.items():
-        errors, throttles = (_properties(synthesized, a) for a in stack.monitoring.function_alarms[name])
         function_ref = {"Ref": synthesized.logical_id(function)}
-        assert (errors["MetricName"], errors["Threshold"]) == ("Errors", config.lambda_errors_alarm_threshold)
-        assert (throttles["MetricName"], throttles["Threshold"]) == (
-            "Throttles",
-            config.lambda_throttles_alarm_threshold,
-        )
-        for alarm in (errors, throttles):
-            assert alarm["Namespace"] == "AWS/Lambda"
-            assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": function_ref}]
+        watched = [(monitoring.throttle_alarms[name], "Throttles", config.lambda_throttles_alarm_threshold)]
+        if name in monitoring.error_alarms:
+            watched.append((monitoring.error_alarms[name], "Errors", config.lambda_errors_alarm_threshold))
+        for alarm, metric, threshold in watched:
+            properties = _properties(synthesized, alarm)
+            assert (properties["Namespace"], properties["MetricName"]) == ("AWS/Lambda", metric)
+            assert properties["Dimensions"] == [{"Name": "FunctionName", "Value": function_ref}]
+            assert (properties["Statistic"], properties["Period"]) == ("Sum", 60)
+            assert properties["Threshold"] == threshold
+            assert properties["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+
+def test_tracker_errors_alarm_says_what_happened_and_where_it_goes(synthesized: Synthesized) -> None:
+    # Given the tracker's errors alarm
+    alarm = _properties(synthesized, synthesized.stack.monitoring.error_alarms["Tracker"])
+
+    # Then its description says an event could not be recorded even after the wait, and where it ends
+    assert "even after waiting for Mark Sent" in alarm["AlarmDescription"]
+    assert "dead-letter queue" in alarm["AlarmDescription"]
 
 
 def test_reputation_alarms_watch_the_accounts_bounce_and_complaint_rates(synthesized: Synthesized) -> None:
@@ -94,6 +114,10 @@ def test_dashboard_shows_every_stage_and_our_own_metrics(synthesized: Synthesize
     assert len(widgets) == len(body["widgets"]) >= 12
     assert "ApproximateAgeOfOldestMessage" in widgets["Mail queue: oldest message (s)"]
     assert "ExecutionsFailed" in widgets["Workflow runs"] and "ExecutionsTimedOut" in widgets["Workflow runs"]
+    retried = widgets["Handed back to the queue (RetriedLater)"]
+    assert f'"{metrics.NAMESPACE}", "{metrics.RETRIED_LATER}"' in retried and '"period": 60' in retried
+    assert f'"value": {synthesized.config.retried_later_alarm_per_minute}' in retried
+    assert widgets["Dead-letter queues"].count("ApproximateNumberOfMessagesVisible") == 2
     assert widgets["Function errors and throttles"].count("Errors") == 3
     for name in (metrics.EMAILS_SENT, metrics.DUPLICATES_SKIPPED, metrics.THROTTLED):
         assert f'"{metrics.NAMESPACE}", "{name}"' in widgets["Emails"]

@@ -6,6 +6,8 @@ from typing import Any
 
 from aws_cdk.assertions import Match
 
+from infra.config import StepmailConfig
+from stepmail.adapters import metrics as stepmail_metrics
 from tests.infrastructure.synth import Synthesized, as_text
 
 
@@ -88,26 +90,84 @@ def test_dead_letter_alarm_fires_on_one_visible_message(synthesized: Synthesized
     assert alarm["AlarmActions"] == [_topic_ref(synthesized)]
 
 
-def test_workflow_alarm_fires_on_failed_or_timed_out_runs(synthesized: Synthesized) -> None:
+def test_workflow_alarm_fires_on_runs_that_really_failed_or_timed_out(synthesized: Synthesized) -> None:
     # Given the workflow alarm
     alarm = _alarm(synthesized, "workflow_alarm")
     state_machine_ref = {"Ref": synthesized.logical_id(synthesized.stack.workflow.state_machine)}
 
     # When we read the metrics it adds up
     metrics = {
-        query["MetricStat"]["Metric"]["MetricName"]: query["MetricStat"]["Metric"]
+        query["MetricStat"]["Metric"]["MetricName"]: query["MetricStat"]
         for query in alarm["Metrics"]
         if "MetricStat" in query
     }
+    [expression] = [query for query in alarm["Metrics"] if "Expression" in query]
 
-    # Then it counts both failed and timed-out runs of this state machine, and notifies the topic
+    # Then it adds failed and timed-out runs of this state machine (aborted ones cannot happen to an
+    # Express run), per minute, from the first one, and notifies the topic
     assert set(metrics) == {"ExecutionsFailed", "ExecutionsTimedOut"}
-    for metric in metrics.values():
-        assert metric["Namespace"] == "AWS/States"
-        assert metric["Dimensions"] == [{"Name": "StateMachineArn", "Value": state_machine_ref}]
+    assert expression["Expression"] == "failed + timedOut" and expression["ReturnData"] is not False
+    for stat in metrics.values():
+        assert stat["Metric"]["Namespace"] == "AWS/States"
+        assert stat["Metric"]["Dimensions"] == [{"Name": "StateMachineArn", "Value": state_machine_ref}]
+        assert (stat["Stat"], stat["Period"]) == ("Sum", 60)
     assert alarm["Threshold"] == 1
     assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["EvaluationPeriods"] == 1
     assert alarm["AlarmActions"] == [_topic_ref(synthesized)]
+    # And its description says these are real failures, not handled outcomes, and what to do
+    description = alarm["AlarmDescription"]
+    assert "dead-lettered and retried-later runs end in Pass states" in description
+    assert "log group" in description and "redrive" in description
+
+
+def test_retried_later_alarm_fires_on_a_sustained_rate_only(synthesized: Synthesized) -> None:
+    # Given the retried-later alarm and its configured rate and window
+    alarm = _alarm(synthesized, "retried_later_alarm")
+    config = synthesized.config
+
+    # Then it reads the starter's RetriedLater count (EMF: namespace stepmail, dimension service),
+    # summed per minute, and fires when more than the configured count came back in each of the
+    # configured number of minutes in a row (every datapoint of the window must breach)
+    assert (alarm["Namespace"], alarm["MetricName"]) == (
+        stepmail_metrics.NAMESPACE,
+        stepmail_metrics.RETRIED_LATER,
+    )
+    assert alarm["Dimensions"] == [
+        {"Name": name, "Value": value} for name, value in stepmail_metrics.SERVICE_DIMENSION.items()
+    ]
+    assert (alarm["Statistic"], alarm["Period"]) == ("Sum", 60)
+    assert alarm["Threshold"] == config.retried_later_alarm_per_minute
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["EvaluationPeriods"] == config.retried_later_alarm_minutes
+    assert alarm.get("DatapointsToAlarm", alarm["EvaluationPeriods"]) == config.retried_later_alarm_minutes
+    assert alarm["TreatMissingData"] == "notBreaching"
+    assert alarm["AlarmActions"] == alarm["OKActions"] == [_topic_ref(synthesized)]
+
+
+def test_retried_later_alarm_defaults_are_a_rate_over_minutes() -> None:
+    # Given a configuration that sets no alarm threshold
+    config = StepmailConfig(sender_identities=["example.com"], default_sender="a@example.com")
+
+    # Then more than 5 a minute for 5 minutes in a row pages (a shorter burst does not)
+    assert (config.retried_later_alarm_per_minute, config.retried_later_alarm_minutes) == (5, 5)
+
+
+def test_tracker_dead_letter_alarm_fires_on_one_visible_event(synthesized: Synthesized) -> None:
+    # Given the tracker's dead-letter queue alarm
+    alarm = _alarm(synthesized, "tracker_dead_letter_alarm")
+    tracking = synthesized.stack.tracking
+    assert tracking is not None
+    queue_id = synthesized.logical_id(tracking.dead_letter_queue)
+
+    # Then it watches that queue's visible messages and fires at the first one, to the topic
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}]
+    assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"]) == ("Maximum", 60, 1)
+    assert alarm["Threshold"] == 1
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["TreatMissingData"] == "notBreaching"
+    assert alarm["AlarmActions"] == alarm["OKActions"] == [_topic_ref(synthesized)]
 
 
 def test_email_subscription_only_when_an_alarm_email_is_configured(

@@ -20,6 +20,7 @@ def test_outputs_name_the_resources_producers_and_operators_need(synthesized: Sy
         "LockTableName": {"Ref": synthesized.logical_id(stack.storage.lock_table)},
         "StateMachineArn": {"Ref": synthesized.logical_id(stack.workflow.state_machine)},
         "ConfigurationSetName": {"Ref": synthesized.logical_id(stack.tracking.configuration_set)},
+        "TrackerDeadLetterQueueUrl": {"Ref": synthesized.logical_id(stack.tracking.dead_letter_queue)},
     }
 
 

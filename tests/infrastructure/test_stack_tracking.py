@@ -6,10 +6,11 @@ from typing import Any
 
 import pytest
 
+from infra import resources
 from infra.config import StepmailConfig, repo_context
 from infra.constants import REPO_ROOT
-from infra.constructs.tracking import TRACKED_DETAIL_TYPES
-from stepmail.core.tracking import MESSAGE_ID_INDEX
+from infra.constructs.tracking import TRACKED_DETAIL_TYPES, TRACKER_TIMEOUT_SECONDS
+from stepmail.core.tracking import MESSAGE_ID_INDEX, RECORD_WAIT_SECONDS
 from tests.infrastructure.synth import (
     FULL_CONFIG,
     Synthesized,
@@ -26,6 +27,10 @@ def _tracking(synthesized: Synthesized) -> Any:
     tracking = synthesized.stack.tracking
     assert tracking is not None, "delivery tracking is on by default"
     return tracking
+
+
+def _arn(synthesized: Synthesized, construct: Any) -> dict[str, list[str]]:
+    return {"Fn::GetAtt": [synthesized.logical_id(construct), "Arn"]}
 
 
 def test_configuration_set_publishes_the_six_delivery_events_to_the_default_bus(
@@ -99,15 +104,121 @@ def test_rule_sends_only_this_sets_delivery_events_to_the_tracker(synthesized: S
     )
 
 
-def test_an_event_that_overtakes_mark_sent_is_retried(synthesized: Synthesized) -> None:
+def test_an_event_the_tracker_cannot_record_is_retried_then_sent_to_its_dead_letter_queue(
+    synthesized: Synthesized,
+) -> None:
     # Given the tracker's asynchronous invoke configuration
     tracking = _tracking(synthesized)
     [invoke_config] = synthesized.template.find_resources("AWS::Lambda::EventInvokeConfig").values()
+    properties = invoke_config["Properties"]
 
-    # Then a failed event (no record has its message id yet) is retried, within an hour
-    assert invoke_config["Properties"]["FunctionName"] == {"Ref": synthesized.logical_id(tracking.function)}
-    assert invoke_config["Properties"]["MaximumRetryAttempts"] == 2
-    assert invoke_config["Properties"]["MaximumEventAgeInSeconds"] == 3600
+    # Then a failed event (no record even after the wait) is retried twice within an hour, and then
+    # goes to the tracker's dead-letter queue instead of being dropped
+    assert properties["FunctionName"] == {"Ref": synthesized.logical_id(tracking.function)}
+    assert properties["MaximumRetryAttempts"] == 2
+    assert properties["MaximumEventAgeInSeconds"] == 3600
+    assert properties["DestinationConfig"] == {
+        "OnFailure": {"Destination": _arn(synthesized, tracking.dead_letter_queue)}
+    }
+
+
+def test_an_event_eventbridge_cannot_deliver_goes_to_the_same_dead_letter_queue(
+    synthesized: Synthesized,
+) -> None:
+    # Given the rule's one target (the tracker)
+    tracking = _tracking(synthesized)
+    [target] = synthesized.resource(tracking.rule)["Properties"]["Targets"]
+
+    # Then EventBridge retries a failed delivery within the hour, then dead-letters it to the queue
+    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 3600, "MaximumRetryAttempts": 8}
+    assert target["DeadLetterConfig"] == {"Arn": _arn(synthesized, tracking.dead_letter_queue)}
+
+
+def test_tracker_dead_letter_queue_is_encrypted_keeps_letters_and_refuses_plain_http(
+    synthesized: Synthesized,
+) -> None:
+    # Given the tracker's dead-letter queue
+    queue = _tracking(synthesized).dead_letter_queue
+    properties = synthesized.resource(queue)["Properties"]
+
+    # When we read its policy
+    [policy] = [
+        resource["Properties"]["PolicyDocument"]["Statement"]
+        for resource in synthesized.template.find_resources("AWS::SQS::QueuePolicy").values()
+        if resource["Properties"]["Queues"] == [{"Ref": synthesized.logical_id(queue)}]
+    ]
+
+    # Then it is encrypted, keeps letters as long as the mail DLQ, takes a whole failure record, and
+    # denies every request over plain HTTP
+    assert properties["SqsManagedSseEnabled"] is True
+    assert properties["MessageRetentionPeriod"] == synthesized.config.dead_letter_retention_days * 86_400
+    assert properties["MaximumMessageSize"] == resources.DEAD_LETTER_MAX_MESSAGE_BYTES
+    assert "RedrivePolicy" not in properties
+    [deny] = [statement for statement in policy if statement["Effect"] == "Deny"]
+    assert deny["Action"] == "sqs:*" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_only_the_rule_and_the_tracker_may_send_to_its_dead_letter_queue(synthesized: Synthesized) -> None:
+    # Given the tracker's dead-letter queue, its policy and the tracker's role
+    tracking = _tracking(synthesized)
+    queue_id = synthesized.logical_id(tracking.dead_letter_queue)
+    [policy] = [
+        resource["Properties"]["PolicyDocument"]["Statement"]
+        for resource in synthesized.template.find_resources("AWS::SQS::QueuePolicy").values()
+        if resource["Properties"]["Queues"] == [{"Ref": queue_id}]
+    ]
+    statements = role_statements(synthesized, role_of_function(synthesized, tracking.function))
+
+    # When we collect what each may do with the queue
+    allowed = [
+        {key: value for key, value in statement.items() if key != "Sid"}
+        for statement in policy
+        if statement["Effect"] == "Allow"
+    ]
+    role_sqs = [
+        statement for statement in statements if any(a.startswith("sqs:") for a in actions_of(statement))
+    ]
+
+    # Then the queue lets EventBridge send for this one rule, and the tracker's role may only send to it
+    assert allowed == [
+        {
+            "Action": "sqs:SendMessage",
+            "Condition": {"ArnEquals": {"aws:SourceArn": _arn(synthesized, tracking.rule)}},
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Resource": {"Fn::GetAtt": [queue_id, "Arn"]},
+        }
+    ]
+    assert [(actions_of(s), s["Resource"]) for s in role_sqs] == [
+        (["sqs:SendMessage"], {"Fn::GetAtt": [queue_id, "Arn"]})
+    ]
+
+
+def test_cdk_nag_finding_on_the_tracker_dead_letter_queue_is_acknowledged_with_its_reason(
+    synthesized: Synthesized,
+) -> None:
+    # Given the findings cdk-nag suppressed
+    path = _tracking(synthesized).dead_letter_queue.node.path
+    suppressed = [
+        finding
+        for report in synthesized.validation_report()["pluginReports"]
+        for finding in report["suppressedViolations"]
+        if finding["acknowledgedAt"] == path
+    ]
+
+    # Then the queue's only one is SQS3 (a DLQ without a DLQ of its own, which cdk-nag cannot see is a
+    # DLQ), acknowledged with a reason
+    assert [finding["ruleName"] for finding in suppressed] == ["AwsSolutions-SQS3"]
+    assert "dead-letter queue" in suppressed[0]["reason"]
+
+
+def test_tracker_times_out_only_after_its_wait_for_mark_sent(synthesized: Synthesized) -> None:
+    # Given the tracker function
+    function = synthesized.resource(_tracking(synthesized).function)["Properties"]
+
+    # Then its timeout leaves room after the longest wait, so the wait (not a timeout) ends an event
+    assert function["Timeout"] == TRACKER_TIMEOUT_SECONDS
+    assert function["Timeout"] >= RECORD_WAIT_SECONDS + 5
 
 
 def test_lock_table_has_a_keys_only_index_on_the_ses_message_id(synthesized: Synthesized) -> None:
@@ -184,14 +295,23 @@ def test_tracking_off_removes_the_set_the_tracker_and_the_index(untracked: Synth
     # Given a stack synthesized with delivery_tracking off
     template = untracked.template
 
-    # Then there is no configuration set, rule, tracker or index; the sender names no set; two
-    # functions are watched (and cdk-nag, run by the synth, found nothing)
-    for resource_type in ("AWS::SES::ConfigurationSet", "AWS::Events::Rule"):
+    # Then there is no configuration set, rule, tracker, tracker DLQ or index; the sender names no
+    # set; two functions are watched (and cdk-nag, run by the synth, found nothing)
+    for resource_type in (
+        "AWS::SES::ConfigurationSet",
+        "AWS::Events::Rule",
+        "AWS::Lambda::EventInvokeConfig",
+    ):
         template.resource_count_is(resource_type, 0)
     template.resource_count_is("AWS::Lambda::Function", 2)
+    template.resource_count_is("AWS::SQS::Queue", 2)
     table = untracked.resource(untracked.stack.storage.lock_table)["Properties"]
     assert "GlobalSecondaryIndexes" not in table
     sender_env = untracked.resource(untracked.stack.sender.function)["Properties"]["Environment"]
     assert sender_env["Variables"]["DEFAULT_CONFIGURATION_SET"] == ""
-    assert set(untracked.stack.monitoring.function_alarms) == {"Starter", "Sender"}
-    assert "ConfigurationSetName" not in template.to_json()["Outputs"]
+    monitoring = untracked.stack.monitoring
+    assert set(monitoring.error_alarms) == {"Starter"}
+    assert set(monitoring.throttle_alarms) == {"Starter", "Sender"}
+    assert monitoring.tracker_dead_letter_alarm is None
+    outputs = template.to_json()["Outputs"]
+    assert "ConfigurationSetName" not in outputs and "TrackerDeadLetterQueueUrl" not in outputs

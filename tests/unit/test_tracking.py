@@ -15,11 +15,13 @@ from stepmail.core.errors import SesThrottledError
 from stepmail.core.message import SenderPolicy
 from stepmail.core.starting import Ports, StartPolicy
 from stepmail.core.tracking import (
+    RECORD_WAIT_SECONDS,
     STATUS_RANK,
     DeliveryEvent,
     DeliveryRecordNotFoundError,
     DeliveryStatus,
     RecordOutcome,
+    RecordWait,
     UnknownDeliveryEventError,
     parse_ses_event,
     track_event,
@@ -65,6 +67,48 @@ class FakeRecords:
             return RecordOutcome.RECORDED_WITHOUT_STATUS
         self.status[lock_key] = event.status
         return RecordOutcome.RECORDED
+
+
+class FakeTime:
+    """A clock that only moves when the code under test sleeps: waits are instant and exact."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+class LateRecords(FakeRecords):
+    """Mark Sent writes the message id at ``marked_at`` (fake seconds); every look is counted."""
+
+    def __init__(self, time: FakeTime, *, marked_at: float, lock_key: str = "k", message_id: str = "ses-1"):
+        super().__init__({})
+        self.time, self.marked_at, self.pending = time, marked_at, (lock_key, message_id)
+        self.looks: list[float] = []
+
+    def lock_key_for(self, message_id: str) -> str | None:
+        self.looks.append(self.time.now)
+        if self.time.now >= self.marked_at:
+            self.message_ids.setdefault(*self.pending)
+        return super().lock_key_for(message_id)
+
+
+def _track_late(marked_at: float, wait: RecordWait) -> tuple[LateRecords, FakeTime, RecordOutcome | None]:
+    time = FakeTime()
+    records = LateRecords(time, marked_at=marked_at)
+    try:
+        outcome = track_event(
+            ses_event("Send", "send", {}), records=records, wait=wait, clock=time.clock, sleep=time.sleep
+        )
+    except DeliveryRecordNotFoundError:
+        outcome = None
+    return records, time, outcome
 
 
 class FakeMetrics:
@@ -144,13 +188,69 @@ def test_untracked_types_are_ignored_and_non_ses_events_refused() -> None:
         track_event({"detail-type": "Scheduled Event"}, records=records)
 
 
-def test_an_event_before_mark_sent_is_retried_not_dropped() -> None:
-    # Given no record with this message id yet (the event overtook Mark Sent)
-    records = FakeRecords({})
+def test_an_event_before_mark_sent_is_recorded_after_the_wait() -> None:
+    # Given an event that overtook Mark Sent, which writes the message id 1.5 s later
+    wait = RecordWait(deadline_seconds=10, first_pause_seconds=0.1, backoff_rate=2, max_pause_seconds=2)
 
-    # When / Then the tracker raises, so the asynchronous invoke delivers it again
-    with pytest.raises(DeliveryRecordNotFoundError):
-        track_event(ses_event("Send", "send", {}), records=records)
+    # When the tracker handles it
+    records, time, outcome = _track_late(1.5, wait)
+
+    # Then it looked again after growing pauses and recorded the event once the id was there, no error
+    assert outcome is RecordOutcome.RECORDED
+    assert time.sleeps == pytest.approx([0.1, 0.2, 0.4, 0.8])
+    assert records.looks == pytest.approx([0.0, 0.1, 0.3, 0.7, 1.5])
+    assert records.status["k"] is DeliveryStatus.SENT
+
+
+def test_an_event_whose_record_never_comes_fails_at_the_deadline() -> None:
+    # Given an event no record will ever carry (its run died before Mark Sent, or a foreign email)
+    wait = RecordWait(deadline_seconds=5, first_pause_seconds=0.5, backoff_rate=2, max_pause_seconds=2)
+
+    # When the tracker handles it
+    records, time, outcome = _track_late(float("inf"), wait)
+
+    # Then it waited exactly until the deadline (pauses capped at 2 s, the last one cut short), looked
+    # a last time at the deadline, and failed: the error sends the event to the failure path
+    assert outcome is None
+    assert time.sleeps == pytest.approx([0.5, 1.0, 2.0, 1.5])
+    assert records.looks[-1] == pytest.approx(5.0)
+    assert records.events == {}
+
+
+@pytest.mark.parametrize(("marked_at", "recorded"), [(5.0, True), (5.001, False)])
+def test_a_record_written_at_the_deadline_is_found_and_just_past_it_is_not(
+    marked_at: float, recorded: bool
+) -> None:
+    # Given Mark Sent writing the id exactly at the wait's deadline, or just after it
+    wait = RecordWait(deadline_seconds=5, first_pause_seconds=0.5, backoff_rate=2, max_pause_seconds=2)
+
+    # When the tracker handles the event
+    _, time, outcome = _track_late(marked_at, wait)
+
+    # Then the last look (at the deadline) finds the first and misses the second, never looking later
+    assert (outcome is RecordOutcome.RECORDED) is recorded
+    assert time.now == pytest.approx(5.0)
+
+
+def test_an_event_already_matching_is_recorded_without_waiting() -> None:
+    # Given a record that carries the id already (the usual case)
+    records, time, outcome = _track_late(0.0, RecordWait())
+
+    # Then the first look finds it: no pause at all
+    assert outcome is RecordOutcome.RECORDED
+    assert time.sleeps == [] and records.looks == [0.0]
+
+
+def test_the_default_wait_grows_to_its_cap_and_fits_the_record_wait() -> None:
+    # Given the tracker's default wait
+    wait = RecordWait()
+
+    # When we take its first pauses
+    pauses = [pause for pause, _ in zip(wait.pauses(), range(8), strict=False)]
+
+    # Then they double from 0.1 s up to the cap, and the deadline is the one the infra sizes for
+    assert pauses == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0, 2.0])
+    assert wait.deadline_seconds == RECORD_WAIT_SECONDS
 
 
 def test_status_only_moves_forward_but_every_event_is_kept() -> None:
@@ -200,6 +300,35 @@ def test_tracker_handler_unwraps_eventbridge_and_counts_the_event_type() -> None
     assert answer == {"outcome": "recorded"}
     assert records.status["k"] is DeliveryStatus.BOUNCED
     assert fake_metrics.points == [(metrics.DELIVERY_EVENTS, 1, {metrics.EVENT_TYPE: "bounced"})]
+
+
+def test_tracker_handler_raises_an_event_it_cannot_record_and_counts_nothing() -> None:
+    # Given the tracker with a short fake wait, and an event no record carries
+    fake_metrics, time = FakeMetrics(), FakeTime()
+    tracker = tracker_handler.Tracker(
+        records=FakeRecords({}),
+        metrics=fake_metrics,
+        wait=RecordWait(deadline_seconds=1),
+        clock=time.clock,
+        sleep=time.sleep,
+    )
+    event = {"source": "aws.ses", "detail": ses_event("Delivery", "delivery", {}, "ses-unknown")}
+
+    # When / Then the handler fails after the wait (Lambda retries it, then sends it to the tracker's
+    # DLQ), and counts no delivery event
+    with pytest.raises(DeliveryRecordNotFoundError, match="ses-unknown"):
+        tracker_handler.handler(event, None, tracker=tracker)
+    assert time.now == pytest.approx(1.0)
+    assert fake_metrics.points == []
+
+
+def test_tracker_handler_refuses_an_event_that_is_not_from_ses() -> None:
+    # Given the tracker, and an event that is not an SES event
+    tracker = tracker_handler.Tracker(records=FakeRecords({}), metrics=FakeMetrics())
+
+    # When / Then it fails at once, without waiting (it can never match): the failure path keeps it
+    with pytest.raises(UnknownDeliveryEventError):
+        tracker_handler.handler({"detail": {"hello": "world"}}, None, tracker=tracker)
 
 
 # ---------------------------------------------------------------- the metrics of the other handlers

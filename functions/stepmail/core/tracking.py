@@ -9,11 +9,17 @@ carries that id since Mark Sent.  The tracker finds the record by the id (a smal
 Events arrive at least once and in any order (a delivery can overtake its send), so the record's
 ``deliveryStatus`` only moves forward: a later, less meaningful event (a delay after the delivery)
 is kept in the list but does not overwrite the status.
+
+An event can also overtake Mark Sent: SES publishes it as soon as it accepts the email, while the
+workflow is still on its way from the sender to the Mark Sent write (and the ``byMessageId`` index
+is eventually consistent).  That race is normal, so the tracker waits for the record a few seconds
+(:class:`RecordWait`) before it gives up and fails, and only a failure goes to the failure path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -24,6 +30,14 @@ from stepmail.core.errors import StepmailError
 MESSAGE_ID_INDEX = "byMessageId"
 INDEX_ITEM_PREFIX = "msg#"
 MAX_DETAIL_CHARS = 200
+#: How long one tracker invocation waits for Mark Sent to write an event's message id.  Mark Sent
+#: follows SES's answer within a second unless DynamoDB throttles it (the workflow then retries it
+#: for seconds); a longer lag is left to the asynchronous invoke's retries.  The tracker function's
+#: timeout is derived from it (infra/constructs/tracking.py), so the wait always ends first.
+RECORD_WAIT_SECONDS = 10.0
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], None]
 
 
 class DeliveryStatus(StrEnum):
@@ -58,7 +72,7 @@ STATUS_RANK: Mapping[DeliveryStatus, int] = {
 
 
 class DeliveryRecordNotFoundError(StepmailError):
-    """No email record carries this SES message id yet (Mark Sent may not have run): retry later."""
+    """No email record carried this SES message id, even after waiting for Mark Sent: retry later."""
 
 
 class UnknownDeliveryEventError(StepmailError):
@@ -99,6 +113,26 @@ class DeliveryRecords(Protocol):
     def record(self, lock_key: str, event: DeliveryEvent) -> RecordOutcome:
         """Append the event and move the status forward, only if the record still has this message id."""
         ...
+
+
+@dataclass(frozen=True)
+class RecordWait:
+    """How the tracker waits for an email's record: look again after growing pauses, until a deadline.
+
+    The pauses start short because the usual lag behind Mark Sent is well under a second.
+    """
+
+    deadline_seconds: float = RECORD_WAIT_SECONDS
+    first_pause_seconds: float = 0.1
+    backoff_rate: float = 2.0
+    max_pause_seconds: float = 2.0
+
+    def pauses(self) -> Iterator[float]:
+        """The pause before each new look, growing by ``backoff_rate`` up to ``max_pause_seconds``."""
+        pause = self.first_pause_seconds
+        while True:
+            yield pause
+            pause = min(pause * self.backoff_rate, self.max_pause_seconds)
 
 
 def parse_ses_event(event: Mapping[str, Any]) -> DeliveryEvent | None:
@@ -154,23 +188,55 @@ def _detail(status: DeliveryStatus, body: Mapping[str, Any]) -> str:
     return " ".join(str(part) for part in parts if part)[:MAX_DETAIL_CHARS]
 
 
-def track_event(event: Mapping[str, Any], *, records: DeliveryRecords) -> RecordOutcome:
-    """Record one SES event on its email's record.
+def track_event(
+    event: Mapping[str, Any],
+    *,
+    records: DeliveryRecords,
+    wait: RecordWait | None = None,
+    clock: Clock = time.monotonic,
+    sleep: Sleep = time.sleep,
+) -> RecordOutcome:
+    """Record one SES event on its email's record, waiting for the record if the event overtook it.
 
     Raises
     ------
     UnknownDeliveryEventError
-        The event is not an SES event (dropping it is right: it will never match).
+        The event is not an SES event (it can never be recorded: it ends in the failure path).
     DeliveryRecordNotFoundError
-        No record carries the message id yet: raised so the event is delivered again later.
+        No record carried the message id before the wait's deadline: raised so the event is
+        delivered again later, and then lands in the failure destination.
     """
     parsed = parse_ses_event(event)
     if parsed is None:
         return RecordOutcome.IGNORED
-    lock_key = records.lock_key_for(parsed.message_id)
-    if lock_key is None:
-        raise DeliveryRecordNotFoundError(f"no email record has SES message id {parsed.message_id}")
+    lock_key = wait_for_record(
+        parsed.message_id, records=records, wait=wait or RecordWait(), clock=clock, sleep=sleep
+    )
     return records.record(lock_key, parsed)
+
+
+def wait_for_record(
+    message_id: str, *, records: DeliveryRecords, wait: RecordWait, clock: Clock, sleep: Sleep
+) -> str:
+    """The lock key of the record carrying ``message_id``, looking again until ``wait``'s deadline.
+
+    The last look is at the deadline itself, so an id written just before it is still found.
+
+    Raises
+    ------
+    DeliveryRecordNotFoundError
+        No record carried the id by the deadline.
+    """
+    deadline = clock() + wait.deadline_seconds
+    pauses = wait.pauses()
+    while (lock_key := records.lock_key_for(message_id)) is None:
+        remaining = deadline - clock()
+        if remaining <= 0:
+            raise DeliveryRecordNotFoundError(
+                f"no email record has SES message id {message_id} after {wait.deadline_seconds:g} s"
+            )
+        sleep(min(next(pauses), remaining))
+    return lock_key
 
 
 def index_key(message_id: str) -> str:
