@@ -42,6 +42,9 @@ TRACKER_ID = "Tracker"
 CONFIGURATION_SET_ID = "ConfigurationSet"
 DELIVERY_EVENTS_RULE_ID = "DeliveryEvents"
 
+SENDING_DOMAIN_ID = "SendingDomain"
+SENDING_DOMAIN_IDENTITY_ID = "Identity"
+
 # ---------------------------------------------------------------- stack outputs (the producer CLI reads them)
 QUEUE_URL_OUTPUT = "QueueUrl"
 DEAD_LETTER_QUEUE_URL_OUTPUT = "DeadLetterQueueUrl"
@@ -49,6 +52,10 @@ ATTACHMENTS_BUCKET_OUTPUT = "AttachmentsBucketName"
 LOCK_TABLE_OUTPUT = "LockTableName"
 STATE_MACHINE_ARN_OUTPUT = "StateMachineArn"
 CONFIGURATION_SET_OUTPUT = "ConfigurationSetName"
+ALARM_TOPIC_OUTPUT = "AlarmTopicArn"
+#: Without a hosted zone, each DNS record of the sending domain is an output "DnsRecord<key>" (Dkim1,
+#: MailFromMx, MailFromSpf, Dmarc) whose value reads like a zone file line: "name TYPE rdata".
+DNS_RECORD_OUTPUT_PREFIX = "DnsRecord"
 
 # ---------------------------------------------------------------- the Lambda code (one asset, two handlers)
 FUNCTIONS_DIR = REPO_ROOT / "functions"

@@ -15,6 +15,7 @@ from infra.constructs.dashboard import Dashboard
 from infra.constructs.functions import SenderFunction, StarterFunction
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.queueing import Queueing
+from infra.constructs.sending_domain import SendingDomain
 from infra.constructs.storage import Storage
 from infra.constructs.tracking import Tracking
 from infra.constructs.workflow import Workflow
@@ -61,6 +62,9 @@ class StepmailStack(Stack):
             dead_letter_queue=self.queueing.dead_letter_queue,
             state_machine=self.workflow.state_machine,
         )
+        self.sending_domain: SendingDomain | None = None
+        if config.sending_domain:
+            self.sending_domain = SendingDomain(self, constants.SENDING_DOMAIN_ID, config=config)
         self.tracking: Tracking | None = None
         if config.delivery_tracking:
             self.tracking = Tracking(
@@ -117,11 +121,22 @@ class StepmailStack(Stack):
                 workflow.state_machine.state_machine_arn,
                 "The Express workflow",
             ),
+            constants.ALARM_TOPIC_OUTPUT: (
+                self.monitoring.topic.topic_arn,
+                "Where alarms go (stepmail doctor checks its subscriptions are confirmed)",
+            ),
         }
         if self.tracking:
             outputs[constants.CONFIGURATION_SET_OUTPUT] = (
                 self.tracking.configuration_set.configuration_set_name,
                 "The SES configuration set whose delivery events are recorded (the default for messages)",
             )
+        if self.sending_domain and self.sending_domain.zone is None:
+            # No hosted zone: the records to publish at the domain's DNS provider.
+            for record in self.sending_domain.records:
+                outputs[f"{constants.DNS_RECORD_OUTPUT_PREFIX}{record.key}"] = (
+                    record.as_text(),
+                    record.description,
+                )
         for key, (value, description) in outputs.items():
             CfnOutput(self, key, value=value, description=description)
