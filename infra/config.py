@@ -33,6 +33,11 @@ _LABELS = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-
 MAILBOX_SIMULATOR_DOMAIN = "simulator.amazonses.com"
 
 
+def dmarc_name(domain: str) -> str:
+    """Where a domain's DMARC policy lives (RFC 7489): ``_dmarc.<domain>``."""
+    return f"_dmarc.{domain}"
+
+
 class RetryPolicy(BaseModel):
     """Retry with exponential backoff and full jitter, applied to every transient error in the ASL."""
 

@@ -21,7 +21,7 @@ from aws_cdk import aws_ses as ses
 from constructs import Construct
 
 from infra import constants
-from infra.config import StepmailConfig
+from infra.config import StepmailConfig, dmarc_name
 
 #: SES's MAIL FROM records (SES Developer Guide, "Using a custom MAIL FROM domain"): bounces come back
 #: through SES's feedback endpoint of the region, and SPF authorizes SES to send for the domain.
@@ -148,8 +148,3 @@ def absolute(name: str) -> str:
     if Token.is_unresolved(name) or name.endswith("."):
         return name
     return f"{name}."
-
-
-def dmarc_name(domain: str) -> str:
-    """Where a domain's DMARC policy lives (RFC 7489): ``_dmarc.<domain>``."""
-    return f"_dmarc.{domain}"
