@@ -88,7 +88,7 @@ def run_doctor(
     return [
         check_stack_outputs(outputs, config),
         *_ses_checks(clients.sesv2, config, resolver or dns_txt_records),
-        *check_stack_resources(clients, outputs),
+        *check_stack_resources(clients, outputs, config),
     ]
 
 
@@ -108,7 +108,9 @@ def _ses_checks(ses: Any, config: StepmailConfig, resolver: TxtResolver) -> list
     return results
 
 
-def check_stack_resources(clients: AwsClients, outputs: Mapping[str, str]) -> list[CheckResult]:
+def check_stack_resources(
+    clients: AwsClients, outputs: Mapping[str, str], config: StepmailConfig
+) -> list[CheckResult]:
     """The stack's resources named by its outputs: the event source, the alarm topic, the DLQ."""
     checks: list[tuple[str, str, str, Callable[[str], CheckResult]]] = [
         (
@@ -121,7 +123,7 @@ def check_stack_resources(clients: AwsClients, outputs: Mapping[str, str]) -> li
             constants.ALARM_TOPIC_OUTPUT,
             "alarm subscriptions",
             "sns:ListSubscriptionsByTopic",
-            partial(check_alarm_subscriptions, clients.sns),
+            partial(check_alarm_subscriptions, clients.sns, alarm_email=config.alarm_email),
         ),
         (
             constants.DEAD_LETTER_QUEUE_URL_OUTPUT,
@@ -591,10 +593,21 @@ def check_event_source_mapping(lambda_: Any, sqs: Any, queue_url: str) -> CheckR
     return _warning(name, f"{', '.join(states)}: not reading yet", "run the doctor again in a minute")
 
 
-def check_alarm_subscriptions(sns: Any, topic_arn: str) -> CheckResult:
-    """Someone receives the alarms: the topic has subscriptions, each of them confirmed."""
+def check_alarm_subscriptions(sns: Any, topic_arn: str, *, alarm_email: str | None = None) -> CheckResult:
+    """Someone receives the alarms: the topic has subscriptions, each of them confirmed.
+
+    SNS deletes an email subscription left unconfirmed for 48 hours (since 2023-05-10), and CloudFormation
+    does not notice: a stack with ``alarm_email`` whose topic has no subscription lost it that way.
+    """
     name = "alarm subscriptions"
     subscriptions = _all_subscriptions(sns, topic_arn)
+    if not subscriptions and alarm_email:
+        return _warning(
+            name,
+            "none, though alarm_email is set: SNS deleted the subscription left unconfirmed for 48 hours",
+            f"`aws sns subscribe --topic-arn {topic_arn} --protocol email --notification-endpoint "
+            "<your alarm_email>`, then click the link in the email within 48 hours",
+        )
     if not subscriptions:
         return _warning(
             name,
@@ -608,8 +621,8 @@ def check_alarm_subscriptions(sns: Any, topic_arn: str) -> CheckResult:
             name,
             f"{len(pending)} of {len(subscriptions)} pending confirmation ({protocols}): alarms do not "
             "reach them",
-            'click the link in the "AWS Notification - Subscription Confirmation" email; it expires after '
-            "3 days, then deploy again for a new one",
+            'click the link in the "AWS Notification - Subscription Confirmation" email: SNS deletes an '
+            "unconfirmed subscription after 48 hours",
         )
     return _ok(name, f"{len(subscriptions)} confirmed")
 

@@ -618,6 +618,17 @@ def test_alarm_subscriptions(pages: list[list[dict[str, Any]]], status: Status, 
     assert "ops@example.com" not in result.found + result.fix
 
 
+def test_no_subscription_though_alarm_email_is_set_means_sns_deleted_it() -> None:
+    # Given a stack with alarm_email whose topic has no subscription left (unconfirmed for 48 hours)
+    with _stubbed("sns") as (sns, stubber):
+        stubber.add_response("list_subscriptions_by_topic", {"Subscriptions": []}, {"TopicArn": TOPIC_ARN})
+        result = doctor.check_alarm_subscriptions(sns, TOPIC_ARN, alarm_email="ops@example.com")
+    # Then the fix is to subscribe again by hand (a redeploy would not: CloudFormation still sees it)
+    assert result.status is Status.WARNING and "SNS deleted the subscription" in result.found
+    assert f"aws sns subscribe --topic-arn {TOPIC_ARN} --protocol email" in result.fix
+    assert "ops@example.com" not in result.found + result.fix
+
+
 # ---------------------------------------------------------------------------------------------- the DLQ
 @pytest.mark.parametrize(
     ("visible", "in_flight", "status"),
@@ -717,7 +728,7 @@ def test_without_its_output_a_resource_is_not_checked() -> None:
     # Given a stack without outputs, and no clients at all (any call would fail)
     clients = AwsClients(sesv2=None, lambda_=None, sns=None, sqs=None)
     # When the stack's resources are checked
-    results = doctor.check_stack_resources(clients, {})
+    results = doctor.check_stack_resources(clients, {}, _config())
     # Then each is a warning that points at the outputs check, and nothing was called
     assert _statuses(results) == [
         ("event source mapping", Status.WARNING),
