@@ -242,11 +242,14 @@ def from_address_patterns(identities: tuple[str, ...]) -> list[str]:
 def recipient_identity_patterns(recipient: str) -> list[str]:
     """The identity ARN names SES may check for a sandbox recipient (an address or a domain).
 
-    An address is its own identity.  For a domain it is not documented whether SES checks the domain's
-    identity or the recipient address's, so both: ``example.org`` and ``*@example.org``.
+    An address is its own identity: as the functions send it (domain lower-cased) and all lower-case,
+    as for ``ses:FromAddress`` (ARNs match case-sensitively).  For a domain it is not documented whether
+    SES checks the domain's identity or the recipient address's, so both: ``example.org`` and
+    ``*@example.org``.
     """
     if "@" in recipient:
-        return [normalize_address(recipient)]
+        address = normalize_address(recipient)
+        return list(dict.fromkeys([address, address.lower()]))
     domain = recipient.lower()
     return [domain, f"*@{domain}"]
 

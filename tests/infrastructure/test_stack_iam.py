@@ -139,10 +139,11 @@ def test_in_the_sandbox_the_sender_may_also_send_to_the_sandbox_recipients(full:
     # When we read the sandbox statement
     statement = _ses_statements(full)["SendToSandboxRecipients"]
 
-    # Then it names the address's identity (as sent: domain lower-cased), the domain's identity and every
+    # Then it names the address's identity (as sent, and all lower-case), the domain's identity and every
     # address at it, and the mailbox simulator's, under the same From condition as the senders
     assert _resources(statement) == {
         f"{arn_prefix}:identity/Ops@example.net",
+        f"{arn_prefix}:identity/ops@example.net",
         f"{arn_prefix}:identity/team.example.net",
         f"{arn_prefix}:identity/*@team.example.net",
         f"{arn_prefix}:identity/simulator.amazonses.com",
@@ -204,7 +205,8 @@ def test_from_address_patterns(identities: tuple[str, ...], patterns: list[str])
 @pytest.mark.parametrize(
     ("recipient", "patterns"),
     [
-        ("Me@Example.ORG", ["Me@example.org"]),
+        ("Me@Example.ORG", ["Me@example.org", "me@example.org"]),
+        ("me@example.org", ["me@example.org"]),  # already lower-case: one name, not two
         ("Example.ORG", ["example.org", "*@example.org"]),
     ],
 )
