@@ -20,12 +20,22 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from stepmail.core.addresses import address_allowed, normalize_address
 from stepmail.settings import SenderSettings, StarterSettings, TrackerSettings
 
 _IDENTITY = re.compile(r"^([^@\s]+@)?[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
+_DOMAIN = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_LABELS = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
+
+#: The SES mailbox simulator's domain: in the sandbox, its addresses are recipients like verified ones.
+MAILBOX_SIMULATOR_DOMAIN = "simulator.amazonses.com"
+
+
+def dmarc_name(domain: str) -> str:
+    """Where a domain's DMARC policy lives (RFC 7489): ``_dmarc.<domain>``."""
+    return f"_dmarc.{domain}"
 
 
 class RetryPolicy(BaseModel):
@@ -119,6 +129,35 @@ class StepmailConfig(BaseModel):
     slack_workspace_id: str | None = Field(default=None, pattern=r"^[A-Z0-9]{9,11}$")
     slack_channel_id: str | None = Field(default=None, pattern=r"^[A-Z0-9]{9,11}$")
 
+    # The SES sandbox (where every account starts, in each region).  Public reports show SES checking
+    # the sender's IAM permission on each *recipient's* identity ARN there too, so in the sandbox the
+    # sender's role must also allow the recipients: the verified identities (addresses or domains) it
+    # sends to, and the mailbox simulator.  Out of the sandbox neither is needed (docs/aws-assumptions.md).
+    ses_sandbox: bool = False
+    sandbox_recipients: tuple[str, ...] = ()
+
+    # A sending domain made by the stack (optional): the SES domain identity with Easy DKIM, a custom
+    # MAIL FROM subdomain and a DMARC record.  With a Route 53 hosted zone (id and name: no lookup at
+    # synth) the stack writes the DNS records; without, it prints each record to publish as an output.
+    sending_domain: str | None = None
+    hosted_zone_id: str | None = Field(default=None, pattern=r"^Z[A-Z0-9]{1,31}$")
+    hosted_zone_name: str | None = None
+    mail_from_subdomain: str = Field(default="mail", max_length=63, pattern=_LABELS)
+    # The DMARC record's policy (p=); "off": the stack writes no DMARC record (you publish your own).
+    dmarc_policy: Literal["none", "quarantine", "reject", "off"] = "none"
+    dmarc_report_email: str | None = None
+
+    @field_validator("sending_domain", "hosted_zone_name")
+    @classmethod
+    def _domain_name(cls, value: str | None) -> str | None:
+        """Lower-case, without the root's trailing dot (CDK and SES take names that way)."""
+        if value is None:
+            return None
+        name = value.strip().lower().removesuffix(".")
+        if not _DOMAIN.match(name):
+            raise ValueError(f"{value!r} is not a domain name")
+        return name
+
     @model_validator(mode="before")
     @classmethod
     def _rate_control_defaults(cls, data: Any) -> Any:
@@ -161,7 +200,43 @@ class StepmailConfig(BaseModel):
             normalize_address(self.alarm_email)
         if bool(self.slack_workspace_id) != bool(self.slack_channel_id):
             raise ValueError("slack_workspace_id and slack_channel_id go together")
+        self._check_sandbox()
+        self._check_sending_domain()
         return self
+
+    def _check_sandbox(self) -> None:
+        if self.sandbox_recipients and not self.ses_sandbox:
+            raise ValueError("sandbox_recipients apply only with ses_sandbox: true")
+        for recipient in self.sandbox_recipients:
+            if not _IDENTITY.match(recipient):
+                raise ValueError(f"sandbox recipient {recipient!r} is neither an email address nor a domain")
+            if "@" in recipient:
+                normalize_address(recipient)
+
+    def _check_sending_domain(self) -> None:
+        domain = self.sending_domain
+        if domain is None:
+            if self.hosted_zone_id or self.hosted_zone_name or self.dmarc_report_email:
+                raise ValueError(
+                    "hosted_zone_id, hosted_zone_name and dmarc_report_email need sending_domain"
+                )
+            return
+        if domain not in {identity.lower() for identity in self.sender_identities}:
+            raise ValueError(
+                f"sending_domain {domain!r} must also be one of sender_identities: the sender's IAM "
+                "permissions and the starter's From check are made from that list"
+            )
+        if bool(self.hosted_zone_id) != bool(self.hosted_zone_name):
+            raise ValueError("hosted_zone_id and hosted_zone_name go together")
+        zone = self.hosted_zone_name
+        if zone is not None and domain != zone and not domain.endswith(f".{zone}"):
+            raise ValueError(f"sending_domain {domain!r} is not in the hosted zone {zone!r}")
+        if not _DOMAIN.match(self.mail_from_domain):
+            raise ValueError(f"the MAIL FROM domain {self.mail_from_domain!r} is not a valid domain name")
+        if self.dmarc_report_email is not None:
+            if self.dmarc_policy == "off":
+                raise ValueError("dmarc_report_email needs a DMARC record (dmarc_policy is off)")
+            normalize_address(self.dmarc_report_email)
 
     # ------------------------------------------------------------------ derived values
     @property
@@ -197,6 +272,36 @@ class StepmailConfig(BaseModel):
         """Every configuration set the sender may send through (its IAM resources)."""
         tracking = (self.tracking_configuration_set,) if self.delivery_tracking else ()
         return (*self.configuration_sets, *tracking)
+
+    @property
+    def mail_from_domain(self) -> str:
+        """The custom MAIL FROM domain of the stack's sending domain (a full name: ``mail.example.com``).
+
+        Raises
+        ------
+        ValueError
+            If there is no ``sending_domain``.
+        """
+        if self.sending_domain is None:
+            raise ValueError("no sending_domain: no MAIL FROM domain")
+        return f"{self.mail_from_subdomain}.{self.sending_domain}"
+
+    @property
+    def dmarc_record(self) -> str | None:
+        """The DMARC TXT value the stack publishes at ``_dmarc.<sending_domain>`` (None: no record)."""
+        if self.sending_domain is None or self.dmarc_policy == "off":
+            return None
+        parts = ["v=DMARC1", f"p={self.dmarc_policy}"]
+        if self.dmarc_report_email:
+            parts.append(f"rua=mailto:{normalize_address(self.dmarc_report_email)}")
+        return "; ".join(parts)
+
+    @property
+    def sandbox_recipient_identities(self) -> tuple[str, ...]:
+        """The recipients the sender may send to in the sandbox: the configured ones and the simulator."""
+        if not self.ses_sandbox:
+            return ()
+        return (*self.sandbox_recipients, MAILBOX_SIMULATOR_DOMAIN)
 
     def asl_numbers(self) -> dict[str, int | float]:
         """Numeric ``${Placeholder}`` values of the ASL (written as quoted strings in the file)."""

@@ -49,6 +49,9 @@ CONFIGURATION_SET_ID = "ConfigurationSet"
 DELIVERY_EVENTS_RULE_ID = "DeliveryEvents"
 TRACKER_DEAD_LETTER_QUEUE_ID = "TrackerDeadLetterQueue"
 
+SENDING_DOMAIN_ID = "SendingDomain"
+SENDING_DOMAIN_IDENTITY_ID = "Identity"
+
 # ---------------------------------------------------------------- the Lambda code (one asset, two handlers)
 FUNCTIONS_DIR = REPO_ROOT / "functions"
 FUNCTIONS_PACKAGE = "stepmail"

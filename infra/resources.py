@@ -48,6 +48,10 @@ LOCK_TABLE_OUTPUT = "LockTableName"
 STATE_MACHINE_ARN_OUTPUT = "StateMachineArn"
 CONFIGURATION_SET_OUTPUT = "ConfigurationSetName"
 TRACKER_DEAD_LETTER_QUEUE_URL_OUTPUT = "TrackerDeadLetterQueueUrl"
+ALARM_TOPIC_OUTPUT = "AlarmTopicArn"
+#: Without a hosted zone, each DNS record of the sending domain is an output "DnsRecord<key>" (Dkim1,
+#: MailFromMx, MailFromSpf, Dmarc) whose value reads like a zone file line: "name TYPE rdata".
+DNS_RECORD_OUTPUT_PREFIX = "DnsRecord"
 
 # ---------------------------------------------------------------- SES delivery events on EventBridge
 #: SES's event type -> the ``detail-type`` EventBridge gives it.  Source: "Monitor email sending using

@@ -15,6 +15,7 @@ from infra.constructs.dashboard import Dashboard
 from infra.constructs.functions import SenderFunction, StarterFunction
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.queueing import Queueing
+from infra.constructs.sending_domain import SendingDomain
 from infra.constructs.storage import Storage
 from infra.constructs.tracking import Tracking
 from infra.constructs.workflow import Workflow
@@ -62,6 +63,9 @@ class StepmailStack(Stack):
             state_machine=self.workflow.state_machine,
             lock_table=self.storage.lock_table,
         )
+        self.sending_domain: SendingDomain | None = None
+        if config.sending_domain:
+            self.sending_domain = SendingDomain(self, constants.SENDING_DOMAIN_ID, config=config)
         self.tracking: Tracking | None = None
         if config.delivery_tracking:
             self.tracking = Tracking(
@@ -122,6 +126,10 @@ class StepmailStack(Stack):
                 workflow.state_machine.state_machine_arn,
                 "The Express workflow",
             ),
+            resources.ALARM_TOPIC_OUTPUT: (
+                self.monitoring.topic.topic_arn,
+                "Where alarms go (stepmail doctor checks its subscriptions are confirmed)",
+            ),
         }
         if self.tracking:
             outputs[resources.CONFIGURATION_SET_OUTPUT] = (
@@ -132,5 +140,12 @@ class StepmailStack(Stack):
                 self.tracking.dead_letter_queue.queue_url,
                 "SES delivery events the tracker could not record",
             )
+        if self.sending_domain and self.sending_domain.zone is None:
+            # No hosted zone: the records to publish at the domain's DNS provider.
+            for record in self.sending_domain.records:
+                outputs[f"{resources.DNS_RECORD_OUTPUT_PREFIX}{record.key}"] = (
+                    record.as_text(),
+                    record.description,
+                )
         for key, (value, description) in outputs.items():
             CfnOutput(self, key, value=value, description=description)

@@ -152,42 +152,118 @@ class SenderFunction(Construct):
         )
 
     def _grant_send_email(self, config: StepmailConfig) -> None:
-        self._lambda.role.add_to_principal_policy(ses_send_statement(Stack.of(self), config))
+        stack = Stack.of(self)
+        for statement in ses_send_statements(stack, config):
+            self._lambda.role.add_to_principal_policy(statement)
+        for pattern in sandbox_recipient_wildcards(config):
+            nag.acknowledge(
+                self._lambda.role,
+                f"IAM5[Resource::{nag.format_arn_finding(stack, ses_identity_arn(stack, pattern))}]",
+                "In the SES sandbox SES also checks the sender's permission on each recipient's identity ARN "
+                "(identity/<recipient address>). Every address at a verified recipient domain (or at the "
+                "mailbox simulator) is a possible recipient, so the ARN must end in '*@domain'; the From "
+                "address stays pinned by the ses:FromAddress condition, and this is only in sandbox mode.",
+            )
 
 
-def ses_send_statement(stack: Stack, config: StepmailConfig) -> iam.PolicyStatement:
+#: The SES send actions.  SES v2 ``SendEmail`` is authorized as ``ses:SendEmail`` (Service Authorization
+#: Reference), but public reports show raw-content sends refused as ``ses:SendRawEmail``: allow both, on
+#: the same resources and conditions, so neither reading can deny a send (docs/aws-assumptions.md).
+SES_SEND_ACTIONS = ("ses:SendEmail", "ses:SendRawEmail")
+SES_FROM_ADDRESS_CONDITION = "StringLikeIfExists"
+
+
+def ses_send_statements(stack: Stack, config: StepmailConfig) -> list[iam.PolicyStatement]:
     """SES sends only from the configured identities (and through the configured configuration sets).
 
-    The resources are the identities' ARNs; the ``ses:FromAddress`` condition pins the From address to
-    what the starter accepts (``address_allowed``): an address identity allows that address, a domain
-    identity any address at that domain.
+    * The resources are the sender identities' ARNs (SES checks the From identity's ARN) and the
+      configuration sets' (checked when a message names one).
+    * ``ses:FromAddress`` pins the From address to what the starter accepts (``address_allowed``): an
+      address identity allows that address, a domain identity any address at that domain.  How SES
+      fills the key for raw content is not documented, so the condition is ``...IfExists``: if SES
+      leaves the key out, the identity ARNs alone limit the sender instead of every send being denied.
+    * With ``ses_sandbox``, a second statement allows the sandbox recipients' identity ARNs (reported:
+      SES checks them in the sandbox), under the same From condition.
     """
-    identity_arns = [
-        stack.format_arn(service="ses", resource="identity", resource_name=identity)
-        for identity in config.sender_identities
-    ]
-    configuration_set_arns = [
+    condition = {
+        SES_FROM_ADDRESS_CONDITION: {"ses:FromAddress": from_address_patterns(config.sender_identities)}
+    }
+    senders = [ses_identity_arn(stack, identity) for identity in config.sender_identities]
+    configuration_sets = [
         stack.format_arn(service="ses", resource="configuration-set", resource_name=name)
         for name in config.sendable_configuration_sets
     ]
-    return iam.PolicyStatement(
-        actions=["ses:SendEmail", "ses:SendRawEmail"],
-        resources=[*identity_arns, *configuration_set_arns],
-        conditions={
-            "StringLike": {"ses:FromAddress": [from_address_pattern(i) for i in config.sender_identities]}
-        },
-    )
+    statements = [
+        iam.PolicyStatement(
+            sid="SendFromConfiguredIdentities",
+            actions=list(SES_SEND_ACTIONS),
+            resources=[*senders, *configuration_sets],
+            conditions=condition,
+        )
+    ]
+    recipients = [
+        ses_identity_arn(stack, pattern)
+        for recipient in config.sandbox_recipient_identities
+        for pattern in recipient_identity_patterns(recipient)
+    ]
+    if recipients:
+        statements.append(
+            iam.PolicyStatement(
+                sid="SendToSandboxRecipients",
+                actions=list(SES_SEND_ACTIONS),
+                resources=recipients,
+                conditions=condition,
+            )
+        )
+    return statements
 
 
-def from_address_pattern(identity: str) -> str:
-    """The ``ses:FromAddress`` pattern of an identity, in the normalized form the functions send.
+def ses_identity_arn(stack: Stack, identity: str) -> str:
+    """The ARN of an SES identity (or identity pattern) of this stack's account and region."""
+    return stack.format_arn(service="ses", resource="identity", resource_name=identity)
 
-    ``StringLike`` is case-sensitive and the functions send addresses with the domain lower-cased (and
-    in IDNA form), so the pattern is normalized the same way.
+
+def from_address_patterns(identities: tuple[str, ...]) -> list[str]:
+    """The ``ses:FromAddress`` patterns of the identities, as the functions send addresses.
+
+    ``StringLike`` is case-sensitive; the functions send an address with its domain lower-cased (and in
+    IDNA form), so a pattern is normalized the same way.  An address identity also gets its all-lower-
+    case form, in case SES lower-cases the key's value (it is not documented): the same mailbox.
     """
-    if "@" in identity:
-        return normalize_address(identity)
-    return f"*@{identity.lower()}"
+    patterns: list[str] = []
+    for identity in identities:
+        if "@" in identity:
+            address = normalize_address(identity)
+            candidates = [address, address.lower()]
+        else:
+            candidates = [f"*@{identity.lower()}"]
+        patterns.extend(candidate for candidate in candidates if candidate not in patterns)
+    return patterns
+
+
+def recipient_identity_patterns(recipient: str) -> list[str]:
+    """The identity ARN names SES may check for a sandbox recipient (an address or a domain).
+
+    An address is its own identity: as the functions send it (domain lower-cased) and all lower-case,
+    as for ``ses:FromAddress`` (ARNs match case-sensitively).  For a domain it is not documented whether
+    SES checks the domain's identity or the recipient address's, so both: ``example.org`` and
+    ``*@example.org``.
+    """
+    if "@" in recipient:
+        address = normalize_address(recipient)
+        return list(dict.fromkeys([address, address.lower()]))
+    domain = recipient.lower()
+    return [domain, f"*@{domain}"]
+
+
+def sandbox_recipient_wildcards(config: StepmailConfig) -> list[str]:
+    """The recipient identity patterns with a wildcard (each one a cdk-nag finding to acknowledge)."""
+    return [
+        pattern
+        for recipient in config.sandbox_recipient_identities
+        for pattern in recipient_identity_patterns(recipient)
+        if "*" in pattern
+    ]
 
 
 class StarterFunction(Construct):

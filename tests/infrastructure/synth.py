@@ -58,6 +58,24 @@ FULL_CONFIG: dict[str, Any] = {
     "bounce_rate_alarm_threshold": 0.03,
     "complaint_rate_alarm_threshold": 0.0005,
     "suppression": "bounces-and-complaints",
+    "ses_sandbox": True,
+    "sandbox_recipients": ["Ops@Example.net", "Team.Example.net"],
+    "sending_domain": "example.com",
+    "hosted_zone_id": "Z0123456789ABCDEFGHIJ",
+    "hosted_zone_name": "example.com",
+    "mail_from_subdomain": "bounce",
+    "dmarc_policy": "quarantine",
+    "dmarc_report_email": "dmarc-reports@example.com",
+}
+
+#: A sending domain without a hosted zone (its DNS records become outputs) and without a DMARC record.
+DNS_OUTPUTS_CONFIG: dict[str, Any] = {
+    "stack_name": "StepmailDnsOutputs",
+    "region": "eu-central-1",
+    "sender_identities": ["mail.example.org"],
+    "default_sender": "news@mail.example.org",
+    "sending_domain": "Mail.Example.org.",
+    "dmarc_policy": "off",
 }
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from infra.constructs.functions import SES_SEND_ACTIONS, from_address_patterns, recipient_identity_patterns
 from tests.infrastructure.synth import (
     Synthesized,
     actions_of,
@@ -67,46 +70,150 @@ def test_sender_reads_objects_of_the_attachments_bucket_only(synthesized: Synthe
     assert _only_resource(statements) == "${" + bucket_id + ".Arn}/*"
 
 
+def _ses_statements(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
+    """The sender's statements that allow an SES send, by Sid."""
+    return {
+        statement["Sid"]: statement
+        for statement in _sender_statements(synthesized)
+        if set(SES_SEND_ACTIONS) & set(actions_of(statement))
+    }
+
+
+def _arn_prefix(synthesized: Synthesized) -> str:
+    return f"arn:aws:ses:{synthesized.config.region}:{_account(synthesized)}"
+
+
+def _resources(statement: dict[str, Any]) -> set[str]:
+    return {as_text(resource) for resource in resources_of(statement)}
+
+
 def test_sender_sends_only_from_the_configured_identities(synthesized: Synthesized) -> None:
     # Given the configured identities, configuration sets, region and account
     config = synthesized.config
-    arn_prefix = f"arn:aws:ses:{config.region}:{_account(synthesized)}"
+    arn_prefix = _arn_prefix(synthesized)
     expected_resources = {f"{arn_prefix}:identity/{identity}" for identity in config.sender_identities} | {
         f"{arn_prefix}:configuration-set/{name}" for name in config.sendable_configuration_sets
     }
 
-    # When we read every statement that allows an SES send
-    statements = [
-        statement
-        for statement in _sender_statements(synthesized)
-        if {"ses:SendEmail", "ses:SendRawEmail"} & set(actions_of(statement))
-    ]
+    # When we read the statement that allows sending from the identities
+    statement = _ses_statements(synthesized)["SendFromConfiguredIdentities"]
 
-    # Then there is one, on exactly those ARNs, and only for From addresses the identities cover
-    [statement] = statements
+    # Then it allows both send actions on exactly those ARNs, for From addresses the identities cover
     assert set(actions_of(statement)) == {"ses:SendEmail", "ses:SendRawEmail"}
-    assert {as_text(resource) for resource in resources_of(statement)} == expected_resources
+    assert _resources(statement) == expected_resources
     assert statement["Condition"] == {
-        "StringLike": {"ses:FromAddress": _from_patterns(config.sender_identities)}
+        "StringLikeIfExists": {"ses:FromAddress": _from_patterns(config.sender_identities)}
     }
 
 
+def test_no_send_statement_can_deny_every_send_when_from_address_is_absent(synthesized: Synthesized) -> None:
+    # Given every statement that allows an SES send
+    statements = _ses_statements(synthesized).values()
+
+    # Then each one's only condition is ses:FromAddress with ...IfExists: if SES leaves the key out of a
+    # raw send's request context, the statement still matches (a plain StringLike would not)
+    assert statements
+    for statement in statements:
+        assert list(statement["Condition"]) == ["StringLikeIfExists"]
+        assert list(statement["Condition"]["StringLikeIfExists"]) == ["ses:FromAddress"]
+
+
+def test_out_of_the_sandbox_the_sender_has_no_recipient_resources(minimal: Synthesized) -> None:
+    # Given the default configuration (production access: ses_sandbox is false)
+    assert not minimal.config.ses_sandbox
+
+    # When we read the statements that allow an SES send
+    statements = _ses_statements(minimal)
+
+    # Then there is only the one for the sender identities: no recipient identity, no wildcard
+    assert list(statements) == ["SendFromConfiguredIdentities"]
+    assert not any("*" in resource for resource in _resources(statements["SendFromConfiguredIdentities"]))
+
+
+def test_in_the_sandbox_the_sender_may_also_send_to_the_sandbox_recipients(full: Synthesized) -> None:
+    # Given the full configuration: in the sandbox, with an address and a domain as recipients
+    assert full.config.ses_sandbox
+    assert full.config.sandbox_recipients == ("Ops@Example.net", "Team.Example.net")
+    arn_prefix = _arn_prefix(full)
+
+    # When we read the sandbox statement
+    statement = _ses_statements(full)["SendToSandboxRecipients"]
+
+    # Then it names the address's identity (as sent, and all lower-case), the domain's identity and every
+    # address at it, and the mailbox simulator's, under the same From condition as the senders
+    assert _resources(statement) == {
+        f"{arn_prefix}:identity/Ops@example.net",
+        f"{arn_prefix}:identity/ops@example.net",
+        f"{arn_prefix}:identity/team.example.net",
+        f"{arn_prefix}:identity/*@team.example.net",
+        f"{arn_prefix}:identity/simulator.amazonses.com",
+        f"{arn_prefix}:identity/*@simulator.amazonses.com",
+    }
+    assert statement["Condition"] == _ses_statements(full)["SendFromConfiguredIdentities"]["Condition"]
+
+
+def test_the_sending_domain_is_a_sender_identity_of_the_role(
+    full: Synthesized, dns_outputs: Synthesized
+) -> None:
+    for synthesized in (full, dns_outputs):
+        # Given a configuration with a sending domain made by the stack
+        domain = synthesized.config.sending_domain
+
+        # Then the sender may send from that domain's identity
+        resources = _resources(_ses_statements(synthesized)["SendFromConfiguredIdentities"])
+        assert f"{_arn_prefix(synthesized)}:identity/{domain}" in resources
+
+
 def _from_patterns(identities: tuple[str, ...]) -> list[str]:
-    """Address identities as sent (domain lower-cased), domain identities as ``*@domain``."""
-    patterns = []
+    """Addresses as sent (domain lower-cased) and all lower-case; domain identities as ``*@domain``."""
+    patterns: list[str] = []
     for identity in identities:
         if "@" in identity:
             local, domain = identity.split("@")
-            patterns.append(f"{local}@{domain.lower()}")
+            candidates = [f"{local}@{domain.lower()}", f"{local.lower()}@{domain.lower()}"]
         else:
-            patterns.append(f"*@{identity.lower()}")
+            candidates = [f"*@{identity.lower()}"]
+        patterns.extend(candidate for candidate in candidates if candidate not in patterns)
     return patterns
 
 
 def test_full_configuration_covers_both_kinds_of_identity(full: Synthesized) -> None:
     # Given the full configuration (an address identity with upper-case letters, and a domain)
-    # Then the condition allows the address as the functions send it, and anything at the domain
-    assert _from_patterns(full.config.sender_identities) == ["*@example.com", "Alerts@example.org"]
+    # Then the condition allows the address as the functions send it and all lower-case, and anything
+    # at the domain
+    assert _from_patterns(full.config.sender_identities) == [
+        "*@example.com",
+        "Alerts@example.org",
+        "alerts@example.org",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("identities", "patterns"),
+    [
+        (("a@b.org",), ["a@b.org"]),  # already lower-case: one pattern, not two
+        (("A@B.org",), ["A@b.org", "a@b.org"]),
+        (("B.org",), ["*@b.org"]),
+        (("a@b.org", "A@b.org"), ["a@b.org", "A@b.org"]),  # no duplicate
+    ],
+)
+def test_from_address_patterns(identities: tuple[str, ...], patterns: list[str]) -> None:
+    # When the patterns are made, then they are exactly the expected ones, in order
+    assert from_address_patterns(identities) == patterns
+
+
+@pytest.mark.parametrize(
+    ("recipient", "patterns"),
+    [
+        ("Me@Example.ORG", ["Me@example.org", "me@example.org"]),
+        ("me@example.org", ["me@example.org"]),  # already lower-case: one name, not two
+        ("Example.ORG", ["example.org", "*@example.org"]),
+    ],
+)
+def test_recipient_identity_patterns(recipient: str, patterns: list[str]) -> None:
+    # When the recipient's identity names are made, then an address is its own identity and a domain
+    # is both its identity and any address at it
+    assert recipient_identity_patterns(recipient) == patterns
 
 
 # ---------------------------------------------------------------- the starter

@@ -19,6 +19,7 @@ def test_outputs_name_the_resources_producers_and_operators_need(synthesized: Sy
         "AttachmentsBucketName": {"Ref": synthesized.logical_id(stack.storage.attachments_bucket)},
         "LockTableName": {"Ref": synthesized.logical_id(stack.storage.lock_table)},
         "StateMachineArn": {"Ref": synthesized.logical_id(stack.workflow.state_machine)},
+        "AlarmTopicArn": {"Ref": synthesized.logical_id(stack.monitoring.topic)},
         "ConfigurationSetName": {"Ref": synthesized.logical_id(stack.tracking.configuration_set)},
         "TrackerDeadLetterQueueUrl": {"Ref": synthesized.logical_id(stack.tracking.dead_letter_queue)},
     }
