@@ -83,4 +83,4 @@ lock:  ## re-pin requirements.txt from a fresh resolve
 	 /tmp/stepmail-lock/bin/pip freeze | sort) > requirements.txt
 
 clean:
-	rm -rf $(VENV) .venv-checkov .bench/py313 .bench/results node_modules cdk.out .stepmail .pytest_cache .mypy_cache .ruff_cache twin/console/static/vendor test-artifacts
+	rm -rf $(VENV) .venv-checkov .bench/py313 .bench/py313-native .bench/results node_modules cdk.out .stepmail .pytest_cache .mypy_cache .ruff_cache twin/console/static/vendor test-artifacts
