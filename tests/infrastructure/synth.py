@@ -56,6 +56,7 @@ FULL_CONFIG: dict[str, Any] = {
     "bounce_rate_alarm_threshold": 0.03,
     "complaint_rate_alarm_threshold": 0.0005,
     "suppression": "bounces-and-complaints",
+    "delivery_tracking": True,
 }
 
 

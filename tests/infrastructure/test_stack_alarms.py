@@ -45,8 +45,8 @@ def test_each_function_has_an_errors_and_a_throttles_alarm(synthesized: Synthesi
     # Given the three functions and their alarms
     stack, config = synthesized.stack, synthesized.config
     functions = {"Starter": stack.starter.function, "Sender": stack.sender.function}
-    assert stack.tracking is not None
-    functions["Tracker"] = stack.tracking.function
+    if stack.tracking is not None:  # delivery tracking is opt-in (FULL_CONFIG turns it on)
+        functions["Tracker"] = stack.tracking.function
 
     # Then each function has both, on its own name, with the configured thresholds
     assert set(stack.monitoring.function_alarms) == set(functions)
@@ -94,7 +94,8 @@ def test_dashboard_shows_every_stage_and_our_own_metrics(synthesized: Synthesize
     assert len(widgets) == len(body["widgets"]) >= 12
     assert "ApproximateAgeOfOldestMessage" in widgets["Mail queue: oldest message (s)"]
     assert "ExecutionsFailed" in widgets["Workflow runs"] and "ExecutionsTimedOut" in widgets["Workflow runs"]
-    assert widgets["Function errors and throttles"].count("Errors") == 3
+    functions = 3 if synthesized.stack.tracking else 2  # the tracker only with delivery tracking
+    assert widgets["Function errors and throttles"].count("Errors") == functions
     for name in (metrics.EMAILS_SENT, metrics.DUPLICATES_SKIPPED, metrics.THROTTLED):
         assert f'"{metrics.NAMESPACE}", "{name}"' in widgets["Emails"]
     assert (
