@@ -10,7 +10,7 @@ unpacked one (to measure another build, e.g. the one before a change).
 Import time: the asset unpacked read-only (``tests/infrastructure/lambda_runtime.py``: pydantic-core's
 extension swapped for this machine's build of the same version) on a Python 3.13 venv holding only the
 boto3 the project pins, as the runtime does (``.bench/py313``).  Each figure is a fresh process
-(``-I``, ``PYTHONDONTWRITEBYTECODE=1``: nothing is cached between runs, as on Lambda) timing
+(``-I -B``: isolated, and no bytecode written, so nothing is cached between runs, as on Lambda) timing
 ``import <handler module>`` with ``time.perf_counter``.  The floor is the same for what every handler
 needs anyway: ``import boto3`` and one client (``boto3.client("sqs")``).  Floor and handlers take turns
 in every round, so the ratio compares figures taken side by side on a noisy machine.
@@ -51,12 +51,12 @@ else:
 print(json.dumps((time.perf_counter() - started) * 1000))
 """
 _IMPORTTIME = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)")
-_ENVIRONMENT = {"PYTHONDONTWRITEBYTECODE": "1", "AWS_DEFAULT_REGION": "us-east-1"}
+_ENVIRONMENT = {"AWS_DEFAULT_REGION": "us-east-1"}
 
 
 def time_once(python: Path, task: Path, target: str) -> float:
     result = subprocess.run(
-        [str(python), "-I", "-c", _TIMER, str(task), target],
+        [str(python), "-I", "-B", "-c", _TIMER, str(task), target],
         capture_output=True,
         text=True,
         check=True,
@@ -70,7 +70,7 @@ def heaviest_imports(python: Path, task: Path, module: str) -> list[tuple[float,
     """One more run under ``-X importtime``: the module's five heaviest direct imports (ms)."""
     code = f"import sys; sys.path.insert(0, {str(task)!r}); import {module}"
     result = subprocess.run(
-        [str(python), "-I", "-X", "importtime", "-c", code],
+        [str(python), "-I", "-B", "-X", "importtime", "-c", code],
         capture_output=True,
         text=True,
         check=True,
