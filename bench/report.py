@@ -344,7 +344,7 @@ def goal_rows(results: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
             "send rate with `ses_max_send_rate` set (R = "
             + " and ".join(f"{row['rate']:g}" for row in derived)
             + ")",
-            " and ".join(f"{row['ratio']:.2f}" for row in derived) + " x R",
+            " and ".join(f"{row['ratio']:.3f}" for row in derived) + " x R",
             ">= 0.95 x R",
             all(row["ratio"] >= 0.95 and row["lost"] + row["doubled"] == 0 for row in derived),
         ),
