@@ -104,4 +104,4 @@ lock:  ## re-pin requirements.txt from a fresh resolve of requirements.in (the p
 	 /tmp/stepmail-lock/bin/pip freeze --exclude stepmail | LC_ALL=C sort -f) > requirements.txt
 
 clean:
-	rm -rf $(VENV) .venv-checkov build .bench/py313 .bench/results node_modules cdk.out .stepmail .pytest_cache .mypy_cache .ruff_cache twin/console/static/vendor test-artifacts
+	rm -rf $(VENV) .venv-checkov build .bench/py313 .bench/py313-native .bench/results node_modules cdk.out .stepmail .pytest_cache .mypy_cache .ruff_cache twin/console/static/vendor test-artifacts

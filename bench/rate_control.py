@@ -7,6 +7,10 @@ Each run puts a burst of ``seconds x R`` emails on the queue of a twin whose SES
 second, with the configuration derived from ``ses_max_send_rate`` (when the config model has it), and
 waits until every email is sent. Sustained rate: emails after the first second's allowance over the
 time from the first send to the last. Lost: emails never sent; doubled: emails sent more than once.
+
+First, the same with the default configuration (nothing set, ``ses_max_send_rate`` unknown to the
+stack) against a quota of ``--default-quota`` (5) and a burst of ``--default-burst`` (40): what a user
+gets without tuning.  Each row keeps its send times (seconds from the first send) for the plot.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -28,15 +33,15 @@ from twin.twin import LocalTwin
 GOAL = 0.9
 
 
-def _config(rate: float) -> StepmailConfig:
+def _config(rate: float | None) -> StepmailConfig:
     base = {"sender_identities": ("example.com",), "default_sender": "no-reply@example.com"}
-    if "ses_max_send_rate" in StepmailConfig.model_fields:  # event source and retries derived from it
+    if rate is not None and "ses_max_send_rate" in StepmailConfig.model_fields:  # derived from it
         return StepmailConfig(**base, ses_max_send_rate=rate)
     return StepmailConfig(**base)
 
 
-def one_run(rate: float, burst: int, index: int) -> dict[str, float]:
-    config = _config(rate)
+def one_run(rate: float, burst: int, index: int, *, derived: bool = True) -> dict[str, Any]:
+    config = _config(rate) if derived else _config(None)
     with (
         tempfile.TemporaryDirectory() as outbox,
         LocalTwin(
@@ -71,6 +76,8 @@ def one_run(rate: float, burst: int, index: int) -> dict[str, float]:
         times = sorted(email.sent_at.timestamp() for email in twin.ses.sent)
     sustained = (len(times) - rate) / (times[-1] - times[0]) if len(times) > rate else 0.0
     return {
+        "config": "derived" if derived else "default",
+        "times": [moment - times[0] for moment in times],
         "rate": rate,
         "burst": burst,
         "sustained": sustained,
@@ -86,14 +93,19 @@ def main() -> None:
     parser.add_argument("--rates", type=float, nargs="+", default=[3.0, 10.0])
     parser.add_argument("--seconds", type=float, default=12, help="burst size in seconds of quota")
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--default-quota", type=float, default=5.0)
+    parser.add_argument("--default-burst", type=int, default=40)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     rows = []
     print(f"rate control (median of {args.repeat} runs; goal sustained/R >= {GOAL}, zero lost, zero doubled)")
-    for rate in args.rates:
-        burst = int(args.seconds * rate)
-        runs = [one_run(rate, burst, index) for index in range(args.repeat)]
+    plan = [(args.default_quota, args.default_burst, False)]
+    plan += [(rate, int(args.seconds * rate), True) for rate in args.rates]
+    for rate, burst, derived in plan:
+        runs = [one_run(rate, burst, index, derived=derived) for index in range(args.repeat)]
         row = {
+            "config": runs[0]["config"],
+            "times": runs[len(runs) // 2]["times"],
             "rate": rate,
             "burst": burst,
             "sustained": statistics.median(run["sustained"] for run in runs),
@@ -105,7 +117,7 @@ def main() -> None:
         rows.append(row)
         ok = row["ratio"] >= GOAL and row["lost"] == 0 and row["doubled"] == 0
         print(
-            f"  R={rate:5.1f}/s burst {burst:4d}: sustained {row['sustained']:5.2f}/s = {row['ratio']:.2f} x R,"
+            f"  {row['config']:7} config, R={rate:5.1f}/s burst {burst:4d}: sustained {row['sustained']:5.2f}/s = {row['ratio']:.2f} x R,"
             f" lost {row['lost']}, doubled {row['doubled']} (max_concurrency {row['max_concurrency']})"
             f"  {'ok' if ok else 'UNDER GOAL'}"
         )

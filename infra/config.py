@@ -105,7 +105,11 @@ class StepmailConfig(BaseModel):
     # the same switch turns on execution data in the state machine's logs.
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_email_content: bool = False
-    execution_log_level: Literal["ALL", "ERROR", "FATAL", "OFF"] = "ALL"
+    # The state machine's CloudWatch Logs.  ERROR logs every failed step of every run (its error and
+    # cause), which is what an operator inspects; a sent email logs nothing there (the starter logs its
+    # outcome and the lock table keeps its record).  ALL logs each state transition, which costs more
+    # than the rest of the orchestration together (`stepmail cost` shows both).
+    execution_log_level: Literal["ALL", "ERROR", "FATAL", "OFF"] = "ERROR"
     alarm_email: str | None = None
     # Alarm thresholds.  SES reviews an account at a 5 % bounce or 0.1 % complaint rate (and may pause
     # it at 10 % / 0.5 %): the defaults page before the review.
@@ -120,9 +124,13 @@ class StepmailConfig(BaseModel):
     bounce_rate_alarm_threshold: float = Field(default=0.05, gt=0, le=1)
     complaint_rate_alarm_threshold: float = Field(default=0.001, gt=0, le=1)
 
-    # Delivery tracking: a configuration set made by the stack (used when a message names none) whose
-    # events (send, delivery, bounce, complaint, reject, delay) are recorded on each email's record.
-    delivery_tracking: bool = True
+    # Delivery tracking (opt-in): a configuration set made by the stack (used when a message names none)
+    # whose events (send, delivery, bounce, complaint, reject, delay) are recorded on each email's
+    # record: about two events per email, each a tracker invocation and DynamoDB writes, which nearly
+    # doubles the orchestration's cost (`stepmail cost` shows both).  Off, SES's account-level
+    # suppression list still stops sends to addresses that bounced or complained, the reputation alarms
+    # still watch the account's rates, and `stepmail status` still shows each email's send.
+    delivery_tracking: bool = False
     # SES's own suppression list for the stack's configuration set: "account" (the account-level list
     # applies), "bounces-and-complaints" / "bounces" / "complaints" (this set's override), or "off".
     suppression: Literal["account", "bounces-and-complaints", "bounces", "complaints", "off"] = "account"

@@ -62,8 +62,36 @@ TRACKER_HANDLER = "stepmail.handlers.tracker.handler"
 
 LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_13
 LAMBDA_ARCHITECTURE = lambda_.Architecture.ARM_64
-PYTHON_VERSION = "3.13"  # must match LAMBDA_RUNTIME: pip picks the wheels by it
+PYTHON_VERSION = "3.13"  # must match LAMBDA_RUNTIME: pip picks the wheels by it, bytecode is compiled by it
 PIP_PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")  # must match LAMBDA_ARCHITECTURE
+#: Where Lambda unpacks the asset (its LAMBDA_TASK_ROOT): the file names the bytecode carries.
+LAMBDA_TASK_ROOT = "/var/task"
+#: Names a Python of PYTHON_VERSION to compile the asset with, when it is neither on PATH nor in pyenv.
+LAMBDA_PYTHON_ENV = "STEPMAIL_LAMBDA_PYTHON"
+
+# ---------------------------------------------------------------- what the asset leaves out
+# The handlers import Logger, the EMF metrics provider and the SQS batch processor from Powertools,
+# and the batch processor imports data_classes and jmespath_utils; its other utilities (idempotency,
+# parameters...) and event_handler are never imported.  Nor is its parser: the batch processor
+# imports the parser's models only if pydantic was imported before it, and the starter imports it
+# first (were it not, each cold start would build every parser model; without the parser in the
+# asset, that fails the bundling test instead).  tests/infrastructure proves the rest is enough:
+# every handler path runs from the unpacked asset on Python 3.13.
+POWERTOOLS_UTILITIES_SHIPPED = ("batch", "data_classes", "jmespath_utils")
+#: Paths (relative to the asset root) of installed requirements that no handler imports.
+REQUIREMENTS_NOT_SHIPPED = (
+    "bin",  # console scripts (jmespath's jp.py): nothing runs them in a Lambda
+    "aws_lambda_powertools/event_handler",  # API Gateway / AppSync routers
+    "aws_lambda_powertools/metrics/provider/datadog",
+    "pydantic/v1",  # the pydantic 1 compatibility package
+    "pydantic/experimental",
+    "pydantic/mypy.py",  # a mypy plugin
+)
+#: File patterns only type checkers read.
+TYPING_ONLY_FILES = ("*.pyi", "py.typed")
+#: pip's bookkeeping in each *.dist-info (RECORD would list the files left out); METADATA, WHEEL and
+#: the licenses stay.
+DIST_INFO_NOT_SHIPPED = ("RECORD", "INSTALLER", "REQUESTED", "direct_url.json", "sboms")
 
 # ---------------------------------------------------------------- retention of operational data
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH

@@ -209,23 +209,32 @@ def _add_cost_arguments(parser: argparse.ArgumentParser) -> None:
     for field in fields(Workload):
         default = getattr(defaults, field.name)
         flag = "--" + field.name.replace("_", "-")
-        parser.add_argument(flag, type=type(default), default=default, help=f"default {default}")
+        if isinstance(default, bool):  # --delivery-tracking / --no-delivery-tracking
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+        else:
+            parser.add_argument(flag, type=type(default), default=default, help=f"default {default}")
     parser.add_argument("--json", action="store_true", help="the terms as JSON")
 
 
 def _cost(args: argparse.Namespace) -> int:
     from dataclasses import asdict, fields
 
-    from producer.cost import Workload, compare, render_table
+    from producer.cost import Workload, compare, options, render_options, render_table
 
     workload = Workload(**{field.name: getattr(args, field.name) for field in fields(Workload)})
     comparison = compare(workload)
     if args.json:
         bills = {"stepmail": asdict(comparison.stepmail), "original": asdict(comparison.original)}
-        print(json.dumps({"workload": asdict(workload), **bills, "overhead": comparison.overhead}))
+        priced = [{"option": label, "overhead": cost} for label, cost, _ in options(workload)]
+        print(
+            json.dumps(
+                {"workload": asdict(workload), **bills, "overhead": comparison.overhead, "options": priced}
+            )
+        )
     else:
         print(render_table(comparison))
         print(f"orchestration overhead: ${comparison.overhead:,.2f} per 1M emails (goal: <= $5.00)")
+        print(f"\nwith each option instead:\n{render_options(workload)}")
     return 0
 
 

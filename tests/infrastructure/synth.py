@@ -66,6 +66,7 @@ FULL_CONFIG: dict[str, Any] = {
     "mail_from_subdomain": "bounce",
     "dmarc_policy": "quarantine",
     "dmarc_report_email": "dmarc-reports@example.com",
+    "delivery_tracking": True,
 }
 
 #: A sending domain without a hosted zone (its DNS records become outputs) and without a DMARC record.

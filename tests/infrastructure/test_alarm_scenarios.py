@@ -248,7 +248,8 @@ def test_a_run_that_really_fails_pages_for_failed_runs(synthesized: Synthesized)
     assert episode.firing() == {constants.WORKFLOW_ALARM_ID}
 
 
-def test_an_event_before_mark_sent_pages_nobody(synthesized: Synthesized) -> None:
+def test_an_event_before_mark_sent_pages_nobody(full: Synthesized) -> None:
+    synthesized = full  # the tracker exists only with delivery tracking (on in the full configuration)
     # Given SES events that overtook Mark Sent: the tracker waited for the record and recorded them
     episode = (
         Episode(synthesized)
@@ -260,7 +261,8 @@ def test_an_event_before_mark_sent_pages_nobody(synthesized: Synthesized) -> Non
     assert episode.firing() == set()
 
 
-def test_an_event_that_can_never_be_recorded_pages_for_the_tracker(synthesized: Synthesized) -> None:
+def test_an_event_that_can_never_be_recorded_pages_for_the_tracker(full: Synthesized) -> None:
+    synthesized = full  # the tracker exists only with delivery tracking (on in the full configuration)
     # Given an event no record carries: the tracker fails after its wait, Lambda retries it twice
     # (about 1 and 2 minutes later), then sends it to the tracker's dead-letter queue
     episode = (

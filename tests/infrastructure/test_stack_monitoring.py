@@ -153,7 +153,8 @@ def test_retried_later_alarm_defaults_are_a_rate_over_minutes() -> None:
     assert (config.retried_later_alarm_per_minute, config.retried_later_alarm_minutes) == (5, 5)
 
 
-def test_tracker_dead_letter_alarm_fires_on_one_visible_event(synthesized: Synthesized) -> None:
+def test_tracker_dead_letter_alarm_fires_on_one_visible_event(full: Synthesized) -> None:
+    synthesized = full  # the tracker exists only with delivery tracking (on in the full configuration)
     # Given the tracker's dead-letter queue alarm
     alarm = _alarm(synthesized, "tracker_dead_letter_alarm")
     tracking = synthesized.stack.tracking

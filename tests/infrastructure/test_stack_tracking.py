@@ -23,9 +23,22 @@ from tests.infrastructure.synth import (
 )
 
 
+@pytest.fixture(scope="module")
+def tracked(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """The default configuration with delivery tracking turned on (it is opt-in)."""
+    config = {**repo_context(REPO_ROOT)["stepmail"], "delivery_tracking": True}
+    return synthesize(cdk_context(config), tmp_path_factory.mktemp("cdk-tracked"))
+
+
+@pytest.fixture(params=["full", "tracked"])
+def synthesized(request: pytest.FixtureRequest) -> Synthesized:
+    """Each test here runs against both configurations that turn delivery tracking on."""
+    return request.getfixturevalue(request.param)
+
+
 def _tracking(synthesized: Synthesized) -> Any:
     tracking = synthesized.stack.tracking
-    assert tracking is not None, "delivery tracking is on by default"
+    assert tracking is not None, "delivery tracking is on in these configurations"
     return tracking
 
 
@@ -66,12 +79,12 @@ def test_configuration_set_publishes_the_six_delivery_events_to_the_default_bus(
     )
 
 
-def test_suppression_is_the_accounts_unless_configured(full: Synthesized, minimal: Synthesized) -> None:
+def test_suppression_is_the_accounts_unless_configured(full: Synthesized, tracked: Synthesized) -> None:
     # Given the default configuration and one that asks for the set's own suppression list
     assert FULL_CONFIG["suppression"] == "bounces-and-complaints"
 
     # When we read each configuration set
-    default = minimal.resource(_tracking(minimal).configuration_set)["Properties"]
+    default = tracked.resource(_tracking(tracked).configuration_set)["Properties"]
     overridden = full.resource(_tracking(full).configuration_set)["Properties"]
 
     # Then the default leaves SES's account-level list in charge; the override names both reasons
@@ -269,7 +282,8 @@ def test_tracker_environment_is_its_settings_model(synthesized: Synthesized) -> 
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        ({}, "Stepmail-tracking"),
+        ({}, ""),  # delivery tracking is opt-in
+        ({"delivery_tracking": True}, "Stepmail-tracking"),
         ({"delivery_tracking": False}, ""),
         ({"configuration_sets": ["mine"], "default_configuration_set": "mine"}, "mine"),
     ],
@@ -285,14 +299,10 @@ def test_sending_configuration_set_is_the_tracked_one_unless_told(
     assert ("Stepmail-tracking" in config.sendable_configuration_sets) is config.delivery_tracking
 
 
-@pytest.fixture(scope="module")
-def untracked(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
-    config = {**repo_context(REPO_ROOT)["stepmail"], "delivery_tracking": False}
-    return synthesize(cdk_context(config), tmp_path_factory.mktemp("cdk-untracked"))
-
-
-def test_tracking_off_removes_the_set_the_tracker_and_the_index(untracked: Synthesized) -> None:
-    # Given a stack synthesized with delivery_tracking off
+def test_tracking_off_removes_the_set_the_tracker_and_the_index(minimal: Synthesized) -> None:
+    # Given the default stack (delivery tracking is opt-in)
+    untracked = minimal
+    assert not untracked.config.delivery_tracking
     template = untracked.template
 
     # Then there is no configuration set, rule, tracker, tracker DLQ or index; the sender names no

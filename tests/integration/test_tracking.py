@@ -48,8 +48,8 @@ def _send_all(harness: Harness, emails: dict[str, list[str]]) -> None:
 
 
 def test_each_simulator_mailbox_ends_in_its_status_on_the_record(make_twin: Callable[..., Harness]) -> None:
-    # Given a twin with delivery tracking (the default)
-    harness = make_twin()
+    # Given a twin with delivery tracking (opt-in)
+    harness = make_twin(delivery_tracking=True)
 
     # When one email goes to each simulator mailbox (and one to two of them) and SES's events settle
     _send_all(harness, {key: to for key, (to, _, _) in MAILBOXES.items()})
@@ -74,7 +74,7 @@ def test_each_simulator_mailbox_ends_in_its_status_on_the_record(make_twin: Call
 
 def test_status_shows_what_ses_said(make_twin: Callable[..., Harness]) -> None:
     # Given an email to the complaint mailbox, tracked to the end
-    harness = make_twin()
+    harness = make_twin(delivery_tracking=True)
     to = [f"complaint@{SIMULATOR}"]
     _send_all(harness, {"track-status": to})
 
@@ -99,7 +99,9 @@ def test_status_shows_what_ses_said(make_twin: Callable[..., Harness]) -> None:
 
 def test_other_configuration_sets_publish_nothing(make_twin: Callable[..., Harness]) -> None:
     # Given a twin whose messages go through a configuration set of their own (not the tracked one)
-    harness = make_twin(configuration_sets=("other",), default_configuration_set="other")
+    harness = make_twin(
+        delivery_tracking=True, configuration_sets=("other",), default_configuration_set="other"
+    )
 
     # When an email is sent
     _send_all(harness, {"track-untracked": [f"success@{SIMULATOR}"]})
@@ -111,8 +113,8 @@ def test_other_configuration_sets_publish_nothing(make_twin: Callable[..., Harne
 
 
 def test_tracking_off_means_no_simulator_and_no_configuration_set(make_twin: Callable[..., Harness]) -> None:
-    # Given a twin with delivery tracking turned off
-    harness = make_twin(delivery_tracking=False)
+    # Given a twin with delivery tracking off (the default)
+    harness = make_twin()
 
     # When an email is sent
     [report] = harness.wait_for(harness.send({"mailKey": "untracked", "to": ["a@example.net"], "body": "b"}))

@@ -35,7 +35,11 @@ OUTPUTS = {
     "AlarmTopicArn": TOPIC_ARN,
     "ConfigurationSetName": "Stepmail-tracking",
 }
-BASE = {"sender_identities": ["example.com"], "default_sender": "no-reply@example.com"}
+BASE = {
+    "sender_identities": ["example.com"],
+    "default_sender": "no-reply@example.com",
+    "delivery_tracking": True,
+}
 
 
 def _config(**changes: Any) -> StepmailConfig:
