@@ -20,10 +20,15 @@ from typing import Any
 from moto.core.exceptions import JsonRESTError
 from moto.ses.models import RawMessage, ses_backends
 from moto.ses.utils import get_random_message_id
+from moto.sesv2 import urls as sesv2_urls
 from moto.sesv2.responses import SESV2Response
 
 from stepmail.core.message import MAX_RECIPIENTS
 from stepmail.core.mime import MAX_EMAIL_BYTES
+
+
+#: What GetAccount reports when the twin enforces no quota (SES's largest standard rate is far lower).
+UNLIMITED_SEND_RATE = 10_000
 
 
 class TooManyRequestsError(JsonRESTError):
@@ -48,6 +53,12 @@ class SendingRate:
         self._tokens = per_second or 0.0
         self._updated = time.monotonic()
         self._lock = threading.Lock()
+
+    def change(self, per_second: float | None) -> None:
+        """A new quota, at once (as SES raises or lowers an account's)."""
+        with self._lock:
+            self.per_second = per_second
+            self._tokens = min(self._tokens, per_second or 0.0)
 
     def take(self, recipients: int) -> bool:
         if not self.per_second:
@@ -89,6 +100,10 @@ class TwinSes:
     rate: SendingRate = field(default_factory=lambda: SendingRate(None))
     sent: list[SentEmail] = field(default_factory=list)
     throttled: int = 0
+    #: What GetAccount reports besides the rate (``stepmail doctor`` reads them).
+    production_access: bool = True
+    sending_enabled: bool = True
+    max_24_hour_send: int = 50_000
     on_accept: Any = None  # called with each accepted SentEmail (the mailbox simulator, twin/simulator.py)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -117,6 +132,26 @@ class TwinSes:
 
     def _backend(self) -> Any:
         return ses_backends[self.account_id][self.region]
+
+    def account(self) -> dict[str, Any]:
+        """SES v2 GetAccount as the twin answers it (moto has none): the quota the twin enforces now.
+
+        Change ``rate.per_second`` (or call :meth:`SendingRate.change`) while a burst runs to see the
+        pipeline follow a quota raised or lowered without a redeploy.
+        """
+        with self._lock:
+            sent = sum(len(email.recipients) for email in self.sent)
+        return {
+            "SendQuota": {
+                "MaxSendRate": float(self.rate.per_second or UNLIMITED_SEND_RATE),
+                "Max24HourSend": float(self.max_24_hour_send),
+                "SentLast24Hours": float(sent),
+            },
+            "SendingEnabled": self.sending_enabled,
+            "ProductionAccessEnabled": self.production_access,
+            "EnforcementStatus": "HEALTHY",
+            "DedicatedIpAutoWarmupEnabled": False,
+        }
 
     def _accept(
         self,
@@ -184,4 +219,13 @@ def install(ses: TwinSes) -> None:
             return original(self)
         return json.dumps({"MessageId": _ses.send_raw(params)})
 
+    def get_account(self: SESV2Response) -> str:
+        if _ses is None:
+            raise NotImplementedError("GetAccount needs a running twin")
+        return json.dumps(_ses.account())
+
     SESV2Response.send_email = send_email  # type: ignore[method-assign]
+    SESV2Response.get_account = get_account  # type: ignore[attr-defined]
+    # moto's catch-all "/v2/.*" is a literal path to its server's router: route GetAccount itself
+    # (read when the server first builds its SES v2 application, after this).
+    sesv2_urls.url_paths["{0}/v2/email/account$"] = SESV2Response.dispatch
