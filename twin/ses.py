@@ -26,7 +26,6 @@ from moto.sesv2.responses import SESV2Response
 from stepmail.core.message import MAX_RECIPIENTS
 from stepmail.core.mime import MAX_EMAIL_BYTES
 
-
 #: What GetAccount reports when the twin enforces no quota (SES's largest standard rate is far lower).
 UNLIMITED_SEND_RATE = 10_000
 
