@@ -23,6 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from stepmail.core.addresses import address_allowed, normalize_address
+from stepmail.core.pacing import least_total_delay
 from stepmail.settings import SenderSettings, StarterSettings, TrackerSettings
 
 _IDENTITY = re.compile(r"^([^@\s]+@)?[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
@@ -88,7 +89,13 @@ class StepmailConfig(BaseModel):
     # The account's SES maximum send rate (emails per second).  When given, max_concurrency and the
     # retry policy default to values derived from it (see derive_rate_control); explicit ones win.
     ses_max_send_rate: float | None = Field(default=None, gt=0, le=10_000)
-    max_receive_count: int = Field(default=5, ge=1, le=1000)
+    max_receive_count: int = Field(default=10, ge=1, le=1000)
+    # A message given back to the queue (busy lock, retries exhausted) comes back after a jittered
+    # delay that doubles from the base up to the maximum (stepmail.core.pacing.redelivery_delay).
+    retry_later_base_seconds: int = Field(default=2, ge=1, le=900)
+    retry_later_max_seconds: int = Field(default=300, ge=1, le=43_200)
+    # How often the starter reads the SES quota again (GetAccount), to pace to it.
+    quota_refresh_seconds: int = Field(default=300, ge=1, le=86_400)
     visibility_timeout_seconds: int | None = Field(default=None, ge=1, le=43200)
     message_retention_days: int = Field(default=4, ge=1, le=14)
     dead_letter_retention_days: int = Field(default=14, ge=1, le=14)
@@ -204,6 +211,8 @@ class StepmailConfig(BaseModel):
             )
         if self.sender_task_timeout_seconds >= self.workflow_timeout_seconds:
             raise ValueError("sender_timeout_seconds + 2 must be shorter than workflow_timeout_seconds")
+        if self.retry_later_max_seconds < self.retry_later_base_seconds:
+            raise ValueError("retry_later_max_seconds must be at least retry_later_base_seconds")
         if self.alarm_email is not None:
             normalize_address(self.alarm_email)
         if bool(self.slack_workspace_id) != bool(self.slack_channel_id):
@@ -323,12 +332,28 @@ class StepmailConfig(BaseModel):
         }
 
     @property
+    def pacing_max_waits(self) -> int:
+        """How many one-second waits a run may spend on a full send rate: what the workflow's budget
+        leaves after the longest send and a margin (then the message goes back to the queue)."""
+        return max(self.workflow_timeout_seconds - self.sender_task_timeout_seconds - 10, 0)
+
+    @property
+    def least_retry_span_seconds(self) -> float:
+        """The shortest time a message's deliveries can span: longer than the lease, a dead run's lock
+        frees before the message runs out of deliveries (then it is sent, not dead-lettered)."""
+        return least_total_delay(
+            self.max_receive_count,
+            base_seconds=self.retry_later_base_seconds,
+            max_seconds=self.retry_later_max_seconds,
+        )
+
+    @property
     def failure_note_ttl_seconds(self) -> int:
         """A failed delivery's note lives as long as its message can be on the queue, then in the DLQ."""
         return (self.message_retention_days + self.dead_letter_retention_days) * 86_400
 
     def starter_settings(
-        self, *, state_machine_arn: str, dead_letter_queue_url: str, lock_table: str
+        self, *, state_machine_arn: str, dead_letter_queue_url: str, lock_table: str, mail_queue_url: str
     ) -> StarterSettings:
         return StarterSettings(
             state_machine_arn=state_machine_arn,
@@ -336,6 +361,12 @@ class StepmailConfig(BaseModel):
             lock_table=lock_table,
             max_receive_count=self.max_receive_count,
             failure_note_ttl_seconds=self.failure_note_ttl_seconds,
+            mail_queue_url=mail_queue_url,
+            ses_max_send_rate=self.ses_max_send_rate or 0,
+            quota_refresh_seconds=self.quota_refresh_seconds,
+            pacing_max_waits=self.pacing_max_waits,
+            retry_later_base_seconds=self.retry_later_base_seconds,
+            retry_later_max_seconds=self.retry_later_max_seconds,
             sender_identities=self.sender_identities,
             default_sender=self.default_sender,
             configuration_sets=self.configuration_sets,

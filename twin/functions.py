@@ -70,6 +70,7 @@ def start_starter(
         state_machine_arn=deployment.state_machine_arn,
         dead_letter_queue_url=deployment.dlq_url,
         lock_table=deployment.table,
+        mail_queue_url=deployment.queue_url,
     ).to_environment()
     built = starter_handler.build_starter(
         StarterSettings.from_environ(starter_env),
@@ -79,9 +80,15 @@ def start_starter(
         ),
         sqs_client=deployment.client("sqs"),
         dynamodb_client=deployment.client("dynamodb"),
+        ses_client=deployment.client("sesv2"),
     )
     starter = ObservedStarter(
-        policy=built.policy, ports=built.ports, log_email_content=built.log_email_content, journal=journal
+        policy=built.policy,
+        ports=built.ports,
+        log_email_content=built.log_email_content,
+        redeliveries=built.redeliveries,
+        delays=built.delays,
+        journal=journal,
     )
     context = patches.lambda_context(ResourceNames.for_stack(config.stack_name).starter)
     sqs = deployment.client("sqs")

@@ -48,6 +48,14 @@ class StarterSettings(_Settings):
     #: The queue's maxReceiveCount: on the last delivery the starter dead-letters with the reason.
     max_receive_count: int = Field(alias="MAX_RECEIVE_COUNT", ge=1)
     failure_note_ttl_seconds: int = Field(alias="FAILURE_NOTE_TTL_SECONDS", gt=0)
+    #: Pacing (stepmail.core.pacing): the mail queue (for redeliveries), the cap (0: none), how often
+    #: the SES quota is read again, how many seconds a run may wait for a slot.
+    mail_queue_url: str = Field(alias="MAIL_QUEUE_URL")
+    ses_max_send_rate: float = Field(default=0, alias="SES_MAX_SEND_RATE", ge=0)
+    quota_refresh_seconds: int = Field(alias="QUOTA_REFRESH_SECONDS", gt=0)
+    pacing_max_waits: int = Field(alias="PACING_MAX_WAITS", ge=0)
+    retry_later_base_seconds: int = Field(alias="RETRY_LATER_BASE_SECONDS", gt=0)
+    retry_later_max_seconds: int = Field(alias="RETRY_LATER_MAX_SECONDS", gt=0)
 
     @field_validator("sender_identities", "configuration_sets", mode="before")
     @classmethod

@@ -46,7 +46,15 @@ class _PythonFunction(Construct):
         timeout_seconds: int,
         memory_mb: int,
         environment: dict[str, str],
+        wildcard_actions: str = "",
     ) -> None:
+        """
+        Parameters
+        ----------
+        wildcard_actions
+            Why the role also needs other actions that have no resource-level permission (a
+            sentence added to the acknowledgment of the role's '*' resources).
+        """
         super().__init__(scope, construct_id)
         self.log_group = self._build_log_group()
         self.role = self._build_role(self.log_group)
@@ -68,7 +76,7 @@ class _PythonFunction(Construct):
             system_log_level_v2=lambda_.SystemLogLevel.INFO,
             tracing=lambda_.Tracing.ACTIVE,
         )
-        self._acknowledge_runtime_and_tracing()
+        self._acknowledge_runtime_and_tracing(wildcard_actions)
 
     def _build_log_group(self) -> logs.LogGroup:
         return logs.LogGroup(
@@ -93,7 +101,7 @@ class _PythonFunction(Construct):
             "POWERTOOLS_LOG_LEVEL": config.log_level,
         }
 
-    def _acknowledge_runtime_and_tracing(self) -> None:
+    def _acknowledge_runtime_and_tracing(self, wildcard_actions: str) -> None:
         nag.acknowledge(
             self.function,
             "L1",
@@ -105,7 +113,7 @@ class _PythonFunction(Construct):
             self.role,
             "IAM5[Resource::*]",
             "Active X-Ray tracing needs xray:PutTraceSegments and xray:PutTelemetryRecords, which support "
-            "no resource-level permissions: '*' is their only possible resource.",
+            "no resource-level permissions: '*' is their only possible resource." + wildcard_actions,
         )
 
 
@@ -286,6 +294,7 @@ class StarterFunction(Construct):
             state_machine_arn=state_machine.state_machine_arn,
             dead_letter_queue_url=dead_letter_queue.queue_url,
             lock_table=lock_table.table_name,
+            mail_queue_url=queue.queue_url,
         )
         self._lambda = _PythonFunction(
             self,
@@ -297,6 +306,8 @@ class StarterFunction(Construct):
             timeout_seconds=config.starter_timeout_seconds,
             memory_mb=config.starter_memory_mb,
             environment=settings.to_environment(),
+            wildcard_actions=" The starter also reads the account's SES sending quota to pace sends "
+            "(ses:GetAccount), which has no resource-level permission either; it reveals no email.",
         )
         self.function = self._lambda.function
         state_machine.grant_start_sync_execution(self._lambda.role)
@@ -310,7 +321,14 @@ class StarterFunction(Construct):
                 actions=["dynamodb:DeleteItem", "dynamodb:PutItem"], resources=[lock_table.table_arn]
             )
         )
+        self._grant_read_send_quota()
         self.function.add_event_source(self._build_event_source(config, queue))
+
+    def _grant_read_send_quota(self) -> None:
+        # Pacing follows the live SES quota (stepmail.core.pacing): the starter reads it with GetAccount.
+        self._lambda.role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["ses:GetAccount"], resources=["*"])
+        )
 
     @staticmethod
     def _build_event_source(config: StepmailConfig, queue: sqs.IQueue) -> event_sources.SqsEventSource:

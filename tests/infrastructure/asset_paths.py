@@ -38,6 +38,7 @@ def test_each_handler_builds_its_real_clients() -> None:
                 state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:stepmail",
                 dead_letter_queue_url="https://sqs.us-east-1.amazonaws.com/123456789012/dead-letters",
                 lock_table="locks",
+                mail_queue_url="https://sqs.us-east-1.amazonaws.com/123456789012/mail",
             )
         ),
         sender.build_sender(config.sender_settings(attachments_bucket="attachments")),

@@ -84,7 +84,7 @@ def test_environment_is_the_settings_models_plus_powertools(synthesized: Synthes
     # Given the settings models built from the same configuration
     config, stack = synthesized.config, synthesized.stack
     starter_settings = config.starter_settings(
-        state_machine_arn="arn", dead_letter_queue_url="url", lock_table="table"
+        state_machine_arn="arn", dead_letter_queue_url="url", lock_table="table", mail_queue_url="q"
     )
     sender_settings = config.sender_settings(attachments_bucket="bucket")
     powertools = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL"}

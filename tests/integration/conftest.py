@@ -37,6 +37,10 @@ def twin_config(**overrides: Any) -> StepmailConfig:
         "batching_window_seconds": 0,
         "max_concurrency": 2,
         "max_receive_count": 5,
+        # A message given back to the queue comes back within a second or two
+        "retry_later_base_seconds": 1,
+        "retry_later_max_seconds": 2,
+        "quota_refresh_seconds": 1,
     }
     if "ses_max_send_rate" in overrides:  # concurrency and retries derived from the quota
         del settings["retry"], settings["max_concurrency"], settings["batch_size"]

@@ -45,6 +45,7 @@ from stepmail.core.tracking import DeliveryEvent, RecordOutcome
 from stepmail.handlers import sender as sender_handler
 from stepmail.handlers import starter as starter_handler
 from stepmail.handlers import tracker as tracker_handler
+from tests.unit.test_handlers import FakeQuota
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
 #: Ids as long as AWS's: an SES message id, a lock key (mailKey # 32 hex digits).
@@ -420,7 +421,7 @@ def test_the_starters_lines_per_record_are_what_the_model_counts(
     policy = StartPolicy(
         SenderPolicy(("example.com",), "no-reply@example.com"), lease_seconds=60, dedup_window_seconds=3600
     )
-    ports = Ports(workflow=_Workflow(), dead_letters=None, locks=None)  # type: ignore[arg-type]
+    ports = Ports(workflow=_Workflow(), dead_letters=None, locks=None, quota=FakeQuota())  # type: ignore[arg-type]
     starter = starter_handler.Starter(policy=policy, ports=ports)
     capfd.readouterr()
     # When the starter handles it

@@ -89,6 +89,16 @@ class FakeLocks:
         self.notes.append((delivery.queue_message_id, delivery.receive_count, error))
 
 
+class FakeQuota:
+    """The account's SES send rate, as GetAccount would say (None: unknown)."""
+
+    def __init__(self, rate: float | None = 14.0) -> None:
+        self.rate = rate
+
+    def max_send_rate(self) -> float | None:
+        return self.rate
+
+
 def _starter(max_receive_count: int = 5, locks: FakeLocks | None = None) -> starter_handler.Starter:
     policy = StartPolicy(
         SenderPolicy(("example.com",), "no-reply@example.com"),
@@ -96,7 +106,9 @@ def _starter(max_receive_count: int = 5, locks: FakeLocks | None = None) -> star
         dedup_window_seconds=3600,
         max_receive_count=max_receive_count,
     )
-    ports = Ports(workflow=FakeWorkflow(), dead_letters=FakeQueue(), locks=locks or FakeLocks())
+    ports = Ports(
+        workflow=FakeWorkflow(), dead_letters=FakeQueue(), locks=locks or FakeLocks(), quota=FakeQuota()
+    )
     return starter_handler.Starter(policy=policy, ports=ports)
 
 

@@ -334,13 +334,13 @@ def test_tracker_handler_refuses_an_event_that_is_not_from_ses() -> None:
 # ---------------------------------------------------------------- the metrics of the other handlers
 def test_starter_counts_duplicates_dead_letters_by_reason_and_retries() -> None:
     # Given the starter with a fake workflow that ends runs as the mailKey says, and a fake sink
-    from tests.unit.test_handlers import FakeLocks, FakeQueue, FakeWorkflow
+    from tests.unit.test_handlers import FakeLocks, FakeQueue, FakeQuota, FakeWorkflow
 
     fake_metrics = FakeMetrics()
     policy = StartPolicy(
         SenderPolicy(("example.com",), "no-reply@example.com"), lease_seconds=60, dedup_window_seconds=3600
     )
-    ports = Ports(workflow=FakeWorkflow(), dead_letters=FakeQueue(), locks=FakeLocks())
+    ports = Ports(workflow=FakeWorkflow(), dead_letters=FakeQueue(), locks=FakeLocks(), quota=FakeQuota())
     starter = starter_handler.Starter(policy=policy, ports=ports, metrics=fake_metrics)
 
     # When it handles the batch (sent, duplicate, busy, dead-lettered, retry-later, invalid)

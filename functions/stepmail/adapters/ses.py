@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import binascii
+import logging
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import boto3
@@ -16,13 +18,17 @@ from stepmail.core.addresses import redact_addresses
 from stepmail.core.errors import (
     MessageRejectedError,
     SenderNotVerifiedError,
+    SendingNotAuthorizedError,
     SendingPausedError,
     SesThrottledError,
     SesUnavailableError,
 )
 
+log = logging.getLogger(__name__)
+
 _THROTTLED = {"TooManyRequestsException", "LimitExceededException", "Throttling", "ThrottlingException"}
-_NOT_VERIFIED = {"MailFromDomainNotVerifiedException", "NotFoundException", "AccessDeniedException"}
+_NOT_VERIFIED = {"MailFromDomainNotVerifiedException", "NotFoundException"}
+_NOT_AUTHORIZED = {"AccessDeniedException", "AccessDenied"}
 _PAUSED = {"AccountSuspendedException", "SendingPausedException"}
 _REJECTED = {"MessageRejected", "BadRequestException", "InvalidParameterValue"}
 
@@ -131,6 +137,11 @@ def ses_error(error: ClientError) -> Exception:
         return SesThrottledError(f"SES throttled: {message}")
     if code in _PAUSED:
         return SendingPausedError(f"SES sending is paused: {message}")
+    if code in _NOT_AUTHORIZED:
+        return SendingNotAuthorizedError(
+            f"SES refused the send as not authorized ({code}): check the sender function's IAM policy "
+            f"for this sender, configuration set and, in the SES sandbox, recipient identities: {message}"
+        )
     if code in _NOT_VERIFIED:
         return SenderNotVerifiedError(f"SES refused the sender: {message}")
     if status >= 500:
@@ -138,3 +149,37 @@ def ses_error(error: ClientError) -> Exception:
     if code in _REJECTED or 400 <= status < 500:
         return MessageRejectedError(f"SES rejected the message: {message}")
     return SesUnavailableError(f"SES failed ({code or status}): {message}")
+
+
+class SesSendQuota:
+    """The account's maximum send rate (SES v2 GetAccount), read again at most every ``refresh_seconds``.
+
+    One read per Lambda container per refresh, never one per message: a raised quota is followed
+    within minutes, without a redeploy.  A failed read keeps the last rate known (None before any).
+    """
+
+    def __init__(
+        self,
+        refresh_seconds: float,
+        client: Any | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client or boto3.client("sesv2")
+        self._refresh_seconds = refresh_seconds
+        self._clock = clock
+        self._rate: float | None = None
+        self._read_at: float | None = None
+        self._lock = threading.Lock()
+
+    def max_send_rate(self) -> float | None:
+        with self._lock:
+            now = self._clock()
+            if self._read_at is not None and now - self._read_at < self._refresh_seconds:
+                return self._rate
+            self._read_at = now  # a failing read is not retried for every message either
+            try:
+                quota = self._client.get_account().get("SendQuota", {})
+                self._rate = float(quota["MaxSendRate"]) if quota.get("MaxSendRate") else self._rate
+            except (ClientError, *NETWORK_ERRORS) as error:
+                log.warning("could not read the SES quota: %s", type(error).__name__)
+            return self._rate

@@ -73,6 +73,11 @@ class SenderNotVerifiedError(PermanentError):
     """SES does not allow sending from this address (identity not verified or not authorized)."""
 
 
+class SendingNotAuthorizedError(PermanentError):
+    """SES refused the send as not authorized (AccessDenied): the sender's IAM policy does not allow
+    this sender, configuration set or (in the SES sandbox) recipient identity."""
+
+
 class SendingPausedError(PermanentError):
     """Sending is paused for the account or the configuration set; redrive once it is resumed."""
 
@@ -96,6 +101,11 @@ class SesUnavailableError(TransientError):
 
 class AttachmentUnavailableError(TransientError):
     """S3 failed with a server error or throttling while streaming an attachment."""
+
+
+class SendRateFullError(TransientError):
+    """Every second of a run's waiting budget was taken by other sends (the workflow's pacing): the
+    message goes back to the queue (the name the "Send Rate Full" state gives the run's error)."""
 
 
 class AttachmentChangedError(TransientError):
@@ -134,6 +144,7 @@ PERMANENT_ERRORS: tuple[type[PermanentError], ...] = (
     MessageTooLargeError,
     MessageRejectedError,
     SenderNotVerifiedError,
+    SendingNotAuthorizedError,
     SendingPausedError,
     TemplateError,
 )

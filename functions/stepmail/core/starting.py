@@ -17,7 +17,7 @@ Every message ends in exactly one place.  This module decides which, for the sta
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -41,6 +41,7 @@ from stepmail.core.errors import (
 )
 from stepmail.core.lock import LockTerms, lock_key
 from stepmail.core.message import MailMessage, SenderPolicy, parse_message
+from stepmail.core.pacing import PacingPolicy, pacing_terms, send_rate
 
 #: Errors that end a run without passing through any ``Catch`` (``States.ALL`` does not match them).
 UNCATCHABLE_ERRORS = frozenset({"States.DataLimitExceeded", "States.Runtime"})
@@ -65,6 +66,12 @@ class Workflow(Protocol):
 
 class DeadLetterQueue(Protocol):
     def send(self, letter: DeadLetterEnvelope) -> None: ...
+
+
+class SendQuota(Protocol):
+    def max_send_rate(self) -> float | None:
+        """The account's SES send rate (recipients per second), or None when it cannot be read."""
+        ...
 
 
 class LockTable(Protocol):
@@ -103,6 +110,7 @@ class StartPolicy:
     dedup_window_seconds: int
     #: The queue's maxReceiveCount: its last delivery is the starter's last chance to give a reason.
     max_receive_count: int = 1_000
+    pacing: PacingPolicy = field(default_factory=lambda: PacingPolicy(cap=None, max_waits=30))
 
 
 @dataclass(frozen=True)
@@ -110,6 +118,7 @@ class Ports:
     workflow: Workflow
     dead_letters: DeadLetterQueue
     locks: LockTable
+    quota: SendQuota
 
 
 def start_email(
@@ -132,8 +141,9 @@ def start_email(
         Starting the run failed (an API error): retry later.
     """
     now = now or datetime.now(UTC)
+    rate = send_rate(ports.quota.max_send_rate(), policy.pacing.cap)
     try:
-        run_input = prepare_run(body, delivery=delivery, policy=policy, now=now)
+        run_input = prepare_run(body, delivery=delivery, policy=policy, now=now, rate=rate)
     except InvalidMessageError as error:
         ports.dead_letters.send(rejected_letter(body, error, delivery=delivery, now=now))
         return StartReport(
@@ -152,8 +162,10 @@ def start_email(
         return give_up(error, run_input, ports=ports, now=now)
 
 
-def prepare_run(body: str, *, delivery: Delivery, policy: StartPolicy, now: datetime) -> dict[str, Any]:
-    """Everything the starter checks before it starts a run, and the run's input.
+def prepare_run(
+    body: str, *, delivery: Delivery, policy: StartPolicy, now: datetime, rate: float | None = None
+) -> dict[str, Any]:
+    """Everything the starter checks before it starts a run, and the run's input (paced to ``rate``).
 
     Raises
     ------
@@ -161,17 +173,18 @@ def prepare_run(body: str, *, delivery: Delivery, policy: StartPolicy, now: date
         The message is invalid, not allowed by the deployment, or its run could not fit Step
         Functions' payload limit (see :mod:`stepmail.core.budget`).
     """
-    run_input = build_run_input(parse_message(body, policy.senders), delivery, policy, now)
+    run_input = build_run_input(parse_message(body, policy.senders), delivery, policy, now, rate)
     check_run_fits(run_input)
     return run_input
 
 
 def build_run_input(
-    message: MailMessage, delivery: Delivery, policy: StartPolicy, now: datetime
+    message: MailMessage, delivery: Delivery, policy: StartPolicy, now: datetime, rate: float | None = None
 ) -> dict[str, Any]:
-    """The run's input: the message, its lock terms and the delivery that started it."""
+    """The run's input: the message, its lock terms, its share of the send rate, and its delivery."""
+    recipients = message.recipients()
     terms = LockTerms(
-        key=lock_key(message.mail_key, message.recipients()),
+        key=lock_key(message.mail_key, recipients),
         now=int(now.timestamp()),
         lease_seconds=policy.lease_seconds,
         dedup_window_seconds=policy.dedup_window_seconds,
@@ -180,6 +193,7 @@ def build_run_input(
         # Every field present (empty lists too): the ASL reads $.message.attachedFileKeys unconditionally.
         "message": message.model_dump(by_alias=True, exclude_none=True),
         "lock": terms.as_state(),
+        "pacing": pacing_terms(len(recipients), rate, now=terms.now, policy=policy.pacing),
         "delivery": delivery.model_dump(by_alias=True),
     }
 

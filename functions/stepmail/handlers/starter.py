@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import (
@@ -31,15 +32,35 @@ from stepmail.adapters.metrics import (
     EmfMetrics,
     MetricsSink,
 )
+from stepmail.adapters.ses import SesSendQuota
 from stepmail.adapters.sfn import SfnWorkflow
-from stepmail.adapters.sqs import SqsDeadLetterQueue
+from stepmail.adapters.sqs import SqsDeadLetterQueue, SqsRedeliveries
 from stepmail.core.contract import Delivery, Outcome
 from stepmail.core.message import SenderPolicy
+from stepmail.core.pacing import PacingPolicy, redelivery_delay
 from stepmail.core.starting import Ports, StartPolicy, StartReport, start_email
 from stepmail.settings import StarterSettings
 
 logger = Logger(service="stepmail")
 _runs = ThreadPoolExecutor(max_workers=10, thread_name_prefix="run")  # one per record of a full batch
+
+
+class Redeliveries(Protocol):
+    def retry_in(self, receipt_handle: str, seconds: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class RetryDelays:
+    """When a message given back to the queue comes back (stepmail.core.pacing.redelivery_delay)."""
+
+    base_seconds: int
+    max_seconds: int
+    rng: random.Random = field(default_factory=random.Random)
+
+    def after(self, receive_count: int) -> int:
+        return redelivery_delay(
+            receive_count, base_seconds=self.base_seconds, max_seconds=self.max_seconds, rng=self.rng
+        )
 
 
 @dataclass(frozen=True)
@@ -48,6 +69,9 @@ class Starter:
     ports: Ports
     log_email_content: bool = False
     metrics: MetricsSink = field(default_factory=EmfMetrics)
+    #: None: failed messages come back after the queue's visibility timeout.
+    redeliveries: Redeliveries | None = None
+    delays: RetryDelays = field(default_factory=lambda: RetryDelays(2, 300))
 
     def start(self, record: SQSRecord) -> StartReport:
         delivery = Delivery(
@@ -57,9 +81,17 @@ class Starter:
         try:
             report = start_email(record.body, delivery=delivery, policy=self.policy, ports=self.ports)
         except Exception as error:
+            delay = self.delays.after(delivery.receive_count)
             logger.warning(
-                "retry later", extra={"queueMessageId": record.message_id, "error": type(error).__name__}
+                "retry later",
+                extra={
+                    "queueMessageId": record.message_id,
+                    "error": type(error).__name__,
+                    "inSeconds": delay,
+                },
             )
+            if self.redeliveries is not None:
+                self.redeliveries.retry_in(record.receipt_handle, delay)
             self.metrics.count(RETRIED_LATER)
             raise
         self._log(record, report)
@@ -88,7 +120,12 @@ class Starter:
 
 
 def build_starter(
-    settings: StarterSettings, *, sfn_client: Any = None, sqs_client: Any = None, dynamodb_client: Any = None
+    settings: StarterSettings,
+    *,
+    sfn_client: Any = None,
+    sqs_client: Any = None,
+    dynamodb_client: Any = None,
+    ses_client: Any = None,
 ) -> Starter:
     policy = StartPolicy(
         senders=SenderPolicy(
@@ -97,13 +134,21 @@ def build_starter(
         lease_seconds=settings.lease_seconds,
         dedup_window_seconds=settings.dedup_window_seconds,
         max_receive_count=settings.max_receive_count,
+        pacing=PacingPolicy(cap=settings.ses_max_send_rate or None, max_waits=settings.pacing_max_waits),
     )
     ports = Ports(
         workflow=SfnWorkflow(settings.state_machine_arn, sfn_client),
         dead_letters=SqsDeadLetterQueue(settings.dead_letter_queue_url, sqs_client),
         locks=DynamoDbLockTable(settings.lock_table, settings.failure_note_ttl_seconds, dynamodb_client),
+        quota=SesSendQuota(settings.quota_refresh_seconds, ses_client),
     )
-    return Starter(policy=policy, ports=ports, log_email_content=settings.log_email_content)
+    return Starter(
+        policy=policy,
+        ports=ports,
+        log_email_content=settings.log_email_content,
+        redeliveries=SqsRedeliveries(settings.mail_queue_url, sqs_client),
+        delays=RetryDelays(settings.retry_later_base_seconds, settings.retry_later_max_seconds),
+    )
 
 
 @lru_cache(maxsize=1)
