@@ -6,10 +6,11 @@
     stepmail dlq list | dlq redrive (--mail-key K | --all) [--dry-run]   # the dead-letter queue
     stepmail status MAILKEY [--to ADDR]... [--json]                     # what happened to an email
     stepmail template render NAME --data FILE                           # preview a template
+    stepmail doctor [--stack NAME] [--region R] [--local] [--json]      # what would stop mail, with fixes
     stepmail local serve [--port 4750]   # the local twin, until Ctrl-C       (registered by the twin)
     stepmail demo                        # the twin on a scripted set of messages (registered by the twin)
 
-``send``, ``status`` and ``dlq`` go to the local twin with ``--local`` (its info file) or
+``send``, ``status``, ``dlq`` and ``doctor`` go to the local twin with ``--local`` (its info file) or
 ``--endpoint-url``, and to a deployed stack otherwise (``--stack``, read from CloudFormation outputs).
 Other packages add commands through the ``stepmail.commands`` entry point group: each entry is a
 function called with the sub-command parsers (the twin's is ``twin.commands:register``).
@@ -55,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_cost_arguments(cost)
     cost.set_defaults(run=_cost)
     _add_operate_commands(commands)
+    _add_doctor_command(commands)
     _add_template_commands(commands)
     _add_registered_commands(commands)
     return parser
@@ -116,6 +118,16 @@ def _add_operate_commands(commands: Any) -> None:
     status.add_argument("--json", action="store_true")
     _add_deployment_arguments(status)
     status.set_defaults(run=_status)
+
+
+def _add_doctor_command(commands: Any) -> None:
+    doctor = commands.add_parser(
+        "doctor", help="a preflight of the deployment and its SES account: each problem with its fix"
+    )
+    doctor.add_argument("--json", action="store_true")
+    doctor.add_argument("--config", type=Path, metavar="FILE", help="default: cdk.json's context")
+    _add_deployment_arguments(doctor)
+    doctor.set_defaults(run=_doctor)
 
 
 def _add_template_commands(commands: Any) -> None:
@@ -288,6 +300,37 @@ def _status(args: argparse.Namespace) -> int:
     )
     print(json.dumps([record.summary() for record in records]) if args.json else render_status(records))
     return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    """Exit 1 when a check found a blocker (mail will not go out as deployed), else 0."""
+    from functools import partial
+
+    from producer import doctor
+    from producer.deployment import aws_client
+
+    config = project.project_config(args.config) if args.config else project.optional_config()
+    if config is None:
+        raise SystemExit(
+            "stepmail doctor: no configuration here: run it where cdk.json is, or pass --config FILE "
+            "(it checks the deployment against the configuration)"
+        )
+    stack = args.stack or config.stack_name
+    on_twin = bool(args.local or args.info_file or args.endpoint_url)
+    if args.local or args.info_file:
+        twin = _deployment(args)
+        region, endpoint_url = twin.region, twin.endpoint_url
+    else:
+        region, endpoint_url = args.region or config.region, args.endpoint_url
+        args.stack, args.region = stack, region  # what was tried, should it fail (producer.errors)
+    client = partial(aws_client, region=region, endpoint_url=endpoint_url)
+    outputs = doctor.stack_outputs(client("cloudformation"), stack)
+    clients = doctor.AwsClients(
+        sesv2=client("sesv2"), lambda_=client("lambda"), sns=client("sns"), sqs=client("sqs")
+    )
+    results = doctor.run_doctor(clients, config, outputs, check_dns=not on_twin, stack_name=stack)
+    print(doctor.checklist_json(results) if args.json else doctor.render_checklist(results))
+    return doctor.exit_code(results)
 
 
 def _template_render(args: argparse.Namespace) -> int:

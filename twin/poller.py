@@ -67,6 +67,11 @@ class QueuePoller:
             thread.join(timeout=10)
 
     @property
+    def running(self) -> bool:
+        """True from :meth:`start` until :meth:`stop` (the event source mapping is enabled)."""
+        return bool(self._threads) and not self._stop.is_set()
+
+    @property
     def busy(self) -> bool:
         """True while any batch is being handled."""
         with self._in_flight_lock:

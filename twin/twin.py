@@ -22,7 +22,7 @@ from botocore.config import Config
 
 from infra.config import StepmailConfig
 from producer.deployment import TWIN_ACCOUNT_ID, Deployment
-from twin import console, functions, patches, server, ses, simulator
+from twin import console, doctor_support, functions, patches, server, ses, simulator
 from twin.faults import FaultInjector
 from twin.journal import Journal
 from twin.poller import QueuePoller
@@ -77,6 +77,8 @@ class LocalTwin:
         self._poller: QueuePoller | None = None
         self.info: Deployment | None = None
         self.simulator: simulator.MailboxSimulator | None = None  # SES events -> tracker (twin/simulator.py)
+        #: What `stepmail doctor` reads that moto lacks (twin/doctor_support.py).
+        self.doctor = doctor_support.DoctorSupport(TWIN_ACCOUNT_ID, self.region)
 
     @property
     def deployment(self) -> Deployment:
@@ -92,6 +94,7 @@ class LocalTwin:
         self._server.start()
         patches.install(self.hooks)
         ses.install(self.ses)
+        doctor_support.install(self.doctor)
         if self.outbox:
             self.outbox.mkdir(parents=True, exist_ok=True)
         deployment = self.deployment
@@ -101,8 +104,18 @@ class LocalTwin:
         functions.wire_sender(self.config, deployment, self.hooks, self.faults)
         self._poller = functions.start_starter(self.config, deployment, self.journal, self.faults)
         self.simulator = functions.start_tracker(self.config, deployment, self.ses)
+        self.doctor.build(self.config, deployment, self.client, self._mapping_state)
         self.info = deployment
         return deployment
+
+    def _mapping_state(self) -> str:
+        """The event source mapping's State: the poller is the mapping."""
+        return "Enabled" if self._poller is not None and self._poller.running else "Disabled"
+
+    def stop_polling(self) -> None:
+        """Stop reading the mail queue, as a disabled event source mapping does (the twin keeps serving)."""
+        if self._poller:
+            self._poller.stop()
 
     def _quiet_logs(self) -> None:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
