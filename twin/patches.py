@@ -405,16 +405,24 @@ def _patch_payload_size() -> None:
 
 # ---------------------------------------------------------------------------- 10. missing causes
 def _patch_missing_causes() -> None:
-    from moto.stepfunctions.parser.asl.component.common.catch import catcher_decl
+    """With ``causes="absent"``, a failed Task's error output has no ``Cause`` key at all.
 
-    original = catcher_decl.CatcherOutput.__init__
+    (moto builds every caught or retried error's output in ``_construct_error_output_value``; the
+    errors our Fail states raise keep the cause their ``CausePath`` builds.)
+    """
+    from moto.stepfunctions.parser.asl.component.state.exec.execute_state import ExecutionState
 
-    def __init__(self: Any, error: str, cause: str) -> None:
-        original(self, error, cause)
-        if hooks().forms.causes == "absent":
-            del self["Cause"]
+    original = ExecutionState._construct_error_output_value
 
-    catcher_decl.CatcherOutput.__init__ = __init__  # type: ignore[method-assign]
+    def construct(failure_event: FailureEvent) -> Any:
+        output = original(failure_event)
+        details = failure_event.event_details or {}
+        from_a_task = any(key.startswith(("task", "lambda")) for key in details)
+        if from_a_task and hooks().forms.causes == "absent":
+            output.pop("Cause", None)
+        return output
+
+    ExecutionState._construct_error_output_value = staticmethod(construct)  # type: ignore[method-assign]
 
 
 def _compact(value: Any, encoder: type[json.JSONEncoder]) -> str:
