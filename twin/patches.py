@@ -416,7 +416,7 @@ def _patch_missing_causes() -> None:
 
     def construct(failure_event: FailureEvent) -> Any:
         output = original(failure_event)
-        details = failure_event.event_details or {}
+        details: dict[str, Any] = dict(failure_event.event_details or {})
         from_a_task = any(key.startswith(("task", "lambda")) for key in details)
         if from_a_task and hooks().forms.causes == "absent":
             output.pop("Cause", None)
