@@ -13,7 +13,7 @@ export CDK_DISABLE_VERSION_CHECK := true
 
 CONSOLE_VENDOR := twin/console/static/vendor/dagre.min.js
 
-.PHONY: setup demo test test-long soak lint format typecheck pr synth deploy serve lock clean bench chromium \
+.PHONY: setup demo test test-long e2e soak lint format typecheck pr synth deploy serve lock clean bench chromium \
 	check-package
 
 # Everything `make test` needs: the pinned development set, Node's CDK CLI, checkov's venv, Chromium.
@@ -62,6 +62,10 @@ check-package: $(BIN)/python  ## `pip install .` without extras gives a working 
 
 test-long: setup  ## the long variants too
 	STEPMAIL_LONG_TESTS=1 $(BIN)/python -m pytest -n 2 --dist loadfile
+
+STACK ?= Stepmail
+e2e: setup  ## mail through the deployed stack STACK to SES's mailbox simulator, checked, then removed
+	STEPMAIL_E2E_STACK=$(STACK) $(BIN)/python -m pytest -s -v -p no:cacheprovider tests/e2e
 
 RUNS ?= 30
 soak: setup  ## the randomized run RUNS times in a row, each with a fresh seed (outside `make test`)
