@@ -1,15 +1,15 @@
 """The workflow under each form AWS may give what it does not document (twin/patches.py, AwsForms).
 
-docs/aws-assumptions.md, "The workflow": where AWS's behaviour is uncertain, every plausible form must
+docs/aws-assumptions.md, "The workflow" (WF-1 to WF-4): where AWS's behaviour is uncertain, every plausible form must
 lead to the same outcome.  These tests switch the twin to each form and run the affected path:
 
 * a HEAD 404 named ``S3.NoSuchKeyException`` or ``S3.S3Exception`` (404 in the cause), with or without
-  a ``Cause`` on the caught error (STATES-1; the missing attachment itself is in test_pipeline.py);
+  a ``Cause`` on the caught error (WF-1, WF-4; the missing attachment itself is in test_pipeline.py);
 * DynamoDB errors named after the exception class or the error code, on each of the lock's four
-  calls: acquire, read, mark, release (STATES-2);
-* caught errors without a ``Cause`` field, on each way a run ends through the failure path (STATES-4);
+  calls: acquire, read, mark, release (WF-2);
+* caught errors without a ``Cause`` field, on each way a run ends through the failure path (WF-4);
 * ``lambda:invoke`` failing in the Lambda service itself, ``Lambda.ClientExecutionTimeoutException``
-  and its kin (STATES-3).
+  and its kin (WF-3).
 """
 
 from __future__ import annotations
