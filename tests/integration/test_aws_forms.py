@@ -1,7 +1,8 @@
 """The workflow under each form AWS may give what it does not document (twin/patches.py, AwsForms).
 
-docs/aws-assumptions.md, "The workflow" (WF-1 to WF-4): where AWS's behaviour is uncertain, every plausible form must
-lead to the same outcome.  These tests switch the twin to each form and run the affected path:
+docs/aws-assumptions.md, "The workflow" (WF-1 to WF-4): where AWS's behaviour is uncertain, every
+plausible form must lead to the same outcome.  These tests switch the twin to each form and run the
+affected path:
 
 * a HEAD 404 named ``S3.NoSuchKeyException`` or ``S3.S3Exception`` (404 in the cause), with or without
   a ``Cause`` on the caught error (WF-1, WF-4; the missing attachment itself is in test_pipeline.py);
