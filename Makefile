@@ -64,7 +64,7 @@ test-long: setup  ## the long variants too
 	STEPMAIL_LONG_TESTS=1 $(BIN)/python -m pytest -n 2 --dist loadfile
 
 STACK ?= Stepmail
-e2e: setup  ## mail through the deployed stack STACK to SES's mailbox simulator, checked, then removed
+e2e: $(STAMP)  ## mail through the deployed stack STACK to SES's mailbox simulator, checked, then removed
 	STEPMAIL_E2E_STACK=$(STACK) $(BIN)/python -m pytest -s -v -p no:cacheprovider tests/e2e
 
 RUNS ?= 30

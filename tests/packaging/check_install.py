@@ -3,7 +3,8 @@
 Creates a fresh virtualenv (outside the checkout, so nothing of it is importable by accident),
 installs the project WITHOUT extras at the versions requirements.txt pins, then, from an empty
 directory, checks that the client imports, that ``stepmail schema`` and ``stepmail send --help``
-work, and that ``stepmail demo`` says how to install the twin instead of crashing.  It reaches the
+work, that ``stepmail doctor`` (its imports included) asks for a configuration where there is none,
+and that ``stepmail demo`` says how to install the twin instead of crashing.  It reaches the
 package registry (or pip's cache), which is why it is a Makefile check and not a pytest test.
 
 Exits non-zero naming the first check that failed.
@@ -61,6 +62,10 @@ def main() -> None:
         )
         send = run([str(stepmail), "send", "--help"], empty)
         check("stepmail send --help", send.returncode == 0 and "--attach" in send.stdout, send.stderr)
+
+        doctor = run([str(stepmail), "doctor"], empty)
+        asks = "no configuration here" in doctor.stderr and "Traceback" not in doctor.stderr
+        check("stepmail doctor asks for a configuration", doctor.returncode == 1 and asks, doctor.stderr)
 
         demo = run([str(stepmail), "demo"], empty)
         hint = "pip install -e '.[twin]'" in demo.stderr and "Traceback" not in demo.stderr
