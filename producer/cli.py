@@ -323,6 +323,8 @@ def _doctor(args: argparse.Namespace) -> int:
     else:
         region, endpoint_url = args.region or config.region, args.endpoint_url
         args.stack, args.region = stack, region  # what was tried, should it fail (producer.errors)
+    if region and region != config.region:  # the checks (and their fixes) name the region checked
+        config = config.model_copy(update={"region": region})
     client = partial(aws_client, region=region, endpoint_url=endpoint_url)
     outputs = doctor.stack_outputs(client("cloudformation"), stack)
     clients = doctor.AwsClients(

@@ -15,6 +15,7 @@ import boto3
 import dns.exception
 import dns.resolver
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from infra.config import StepmailConfig
@@ -740,6 +741,62 @@ def test_without_its_output_a_resource_is_not_checked() -> None:
         ("dead-letter queue", Status.WARNING),
     ]
     assert all("not checked: the stack has no" in result.found for result in results)
+
+
+def test_without_dns_the_dmarc_lookups_are_one_line_saying_so() -> None:
+    # Given a resolver that fails the test if it is ever asked
+    def no_dns(name: str) -> list[str]:
+        raise AssertionError(f"looked up {name}")
+
+    # When the doctor runs without DNS (a local twin)
+    with (
+        _stubbed("sesv2") as (ses, ses_stub),
+        _stubbed("lambda") as (lambda_, _),
+        _stubbed("sns") as (sns, _),
+        _stubbed("sqs") as (sqs, _),
+    ):
+        ses_stub.add_response("get_account", _account())
+        ses_stub.add_response("get_email_identity", _domain_identity(), {"EmailIdentity": "example.com"})
+        config = _config(delivery_tracking=False, ses_max_send_rate=14)
+        results = doctor.run_doctor(AwsClients(ses, lambda_, sns, sqs), config, {}, no_dns, check_dns=False)
+
+    # Then no name was looked up and one ok line names the domains not checked
+    (dmarc,) = [result for result in results if result.name.startswith("DMARC")]
+    assert dmarc.status is Status.OK and dmarc.found == "not checked on the local twin (no DNS): example.com"
+
+
+def test_the_stack_checked_is_the_one_named() -> None:
+    # When the doctor is pointed at another stack than the configuration's, and it has no outputs
+    result = doctor.check_stack_outputs({}, _config(), "Elsewhere")
+    # Then the check and its fix name that stack
+    assert result.name == "stack Elsewhere" and "(stack Elsewhere, region us-east-1)" in result.fix
+
+
+def test_stack_outputs_are_read_by_key_and_a_missing_stack_has_none() -> None:
+    # Given CloudFormation answering one stack with two outputs, then "does not exist" for another
+    with _stubbed("cloudformation") as (cloudformation, stubber):
+        outputs = [
+            {"OutputKey": "QueueUrl", "OutputValue": QUEUE_URL},
+            {"OutputKey": "A", "OutputValue": "b"},
+        ]
+        stack = {
+            "StackName": "Stepmail",
+            "CreationTime": "2026-12-03T00:00:00Z",
+            "StackStatus": "CREATE_COMPLETE",
+        }
+        stubber.add_response(
+            "describe_stacks", {"Stacks": [{**stack, "Outputs": outputs}]}, {"StackName": "Stepmail"}
+        )
+        stubber.add_client_error(
+            "describe_stacks", "ValidationError", "Stack with id Nope does not exist", http_status_code=400
+        )
+        stubber.add_client_error("describe_stacks", "AccessDenied", "not authorized", http_status_code=403)
+
+        # Then the outputs come back by key, a missing stack has none, and a refusal is raised
+        assert doctor.stack_outputs(cloudformation, "Stepmail") == {"QueueUrl": QUEUE_URL, "A": "b"}
+        assert doctor.stack_outputs(cloudformation, "Nope") == {}
+        with pytest.raises(ClientError):
+            doctor.stack_outputs(cloudformation, "Stepmail")
 
 
 # ---------------------------------------------------------------------------------------------- output
