@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from stepmail.core.starting import Outcome, StartReport
+from tests.integration.conftest import WAIT_SECONDS
 
 HANDLED = {Outcome.SENT, Outcome.DUPLICATE, Outcome.DEAD_LETTERED, Outcome.REJECTED}
 #: Runs short enough for a dead run's lease to expire within the test; redeliveries after a second.
@@ -163,7 +164,7 @@ def test_transient_s3_failures_are_retried(twin, fault: str) -> None:
 
 
 # -------------------------------------------------------------------------------------- DynamoDB
-@pytest.mark.parametrize("point", ["dynamodb.acquire", "dynamodb.mark"])
+@pytest.mark.parametrize("point", ["dynamodb.acquire", "dynamodb.pace", "dynamodb.mark"])
 def test_dynamodb_throttling_is_retried(twin, point: str) -> None:
     # Given the lock table throttling twice
     twin.twin.faults.add(f"{point}:throttle:times=2")
@@ -328,3 +329,23 @@ def test_a_redelivery_while_the_first_run_is_still_going(make_twin) -> None:
     assert len(twin.emails) == 1
     history = twin.twin.journal.history(queue_message_id)
     assert any(type(r).__name__ == "LockBusyError" for r in history) or len(history) >= 2
+
+
+def test_a_message_given_back_comes_back_in_seconds_not_after_the_visibility_timeout(make_twin) -> None:
+    # Given the queue's visibility timeout as the configuration derives it (minutes), and the lock
+    # table failing every attempt of the first run (one try and its four retries)
+    twin = make_twin()
+    attributes = twin.sqs.get_queue_attributes(QueueUrl=twin.info.queue_url, AttributeNames=["All"])
+    visibility = int(attributes["Attributes"]["VisibilityTimeout"])
+    assert visibility > 2 * WAIT_SECONDS
+    twin.twin.faults.add("dynamodb.acquire:error5xx:times=5")
+
+    # When a message is processed
+    queue_message_id = twin.send(_message("back-soon-1"))
+    (report,) = twin.wait_for(queue_message_id, timeout=WAIT_SECONDS)
+
+    # Then the first run gave it back, and it came back (within the wait, far under the visibility
+    # timeout: the starter set a delay of a second or two) and was sent once
+    history = twin.twin.journal.history(queue_message_id)
+    assert [type(entry).__name__ for entry in history] == ["RetryLaterError", "StartReport"]
+    assert report.outcome is Outcome.SENT and len(twin.emails) == 1
