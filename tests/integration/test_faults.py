@@ -53,11 +53,15 @@ def test_transient_ses_failures_are_retried_and_the_email_sent_once(make_twin, e
     # When a message is processed
     (report,) = _assert_one_place(twin, twin.send(_message("ses-transient")))
 
-    # Then the run retried (twice, with backoff) and sent one email
+    # Then the run tried again twice and sent one email: a throttled send by taking a send slot again
+    # (a second later), any other failure by retrying with backoff
     assert report.outcome is Outcome.SENT
     assert len(twin.emails) == 1
-    assert len(twin.retry_waits("Render And Send")) == 2
     assert twin.twin.faults.fired("ses.send") == 2
+    if effect == "throttle":
+        assert twin.retry_waits("Render And Send") == [] and sum(twin.send_slots().values()) == 3
+    else:
+        assert len(twin.retry_waits("Render And Send")) == 2
 
 
 @pytest.mark.parametrize(
@@ -245,10 +249,16 @@ def test_a_starter_that_dies_mid_batch(make_twin) -> None:
 
     # Then each email was sent once: the started ones were found sent on redelivery, the others sent then
     assert len(twin.emails) == 3
-    history = {qid: [getattr(r, "outcome", None) for r in twin.twin.journal.history(qid)] for qid in ids}
-    assert history[ids[0]] == [Outcome.REJECTED, Outcome.REJECTED]  # dead-lettered by both deliveries
-    assert history[ids[1]] == [Outcome.SENT, Outcome.DUPLICATE]  # started before the crash
-    assert history[ids[2]] == history[ids[3]] == [Outcome.SENT]  # never started before it
+    # (on a busy machine a batch can outlast the 1 s visibility timeout: a message may then be delivered
+    # once more, and a delivery that overtook a run may find its lock busy; neither is an outcome)
+    history = {
+        qid: [r.outcome for r in twin.twin.journal.history(qid) if isinstance(r, StartReport)] for qid in ids
+    }
+    rejected = history[ids[0]]
+    assert len(rejected) >= 2 and set(rejected) == {Outcome.REJECTED}  # dead-lettered by every delivery
+    assert history[ids[1]][:2] == [Outcome.SENT, Outcome.DUPLICATE]  # started before the crash
+    for qid in ids[1:]:
+        assert history[qid][0] is Outcome.SENT and set(history[qid][1:]) <= {Outcome.DUPLICATE}
     # and each message's outcome is its first handled one: a later delivery cannot replace it
     assert [report.outcome for report in reports] == [
         Outcome.REJECTED,
@@ -256,9 +266,9 @@ def test_a_starter_that_dies_mid_batch(make_twin) -> None:
         Outcome.SENT,
         Outcome.SENT,
     ]
-    # the invalid message is in the DLQ twice: the same message, never an email
+    # the invalid message is in the DLQ once per delivery: the same message, never an email
     letters = [letter for letter in twin.dead_letters() if letter.get("source") == "starter"]
-    assert [letter["queueMessageId"] for letter in letters] == [ids[0], ids[0]]
+    assert [letter["queueMessageId"] for letter in letters] == [ids[0]] * len(rejected)
 
 
 def test_a_run_over_its_time_budget_frees_the_email_when_its_lease_expires(make_twin) -> None:
