@@ -42,6 +42,7 @@ from producer.deployment import Deployment, aws_client
 from producer.status import EmailStatus, email_status
 from stepmail.core.addresses import parse_mailbox
 from stepmail.core.lock import lock_key
+from stepmail.core.tracking import index_key
 
 from .conftest import STACK_VARIABLE
 
@@ -259,16 +260,19 @@ def _observe(run: Run, sqs: Any, dynamodb: Any) -> None:
 
 # ---------------------------------------------------------------------------------------------- clean-up
 def _remove(run: Run, sqs: Any, dynamodb: Any, s3: Any) -> None:
-    """Delete what the run created: lock and tracking records, attachments, dead letters."""
+    """Delete what the run created: lock records and the tracker's index items, attachments, dead letters."""
     deployment, prefix = run.target.deployment, f"e2e-{run.id}-"
     pages = dynamodb.get_paginator("scan").paginate(
         TableName=deployment.table,
         FilterExpression="begins_with(pk, :prefix) OR begins_with(mailKey, :prefix)",
         ExpressionAttributeValues={":prefix": {"S": prefix}},
     )
-    for page in pages:
-        for item in page.get("Items", []):
-            dynamodb.delete_item(TableName=deployment.table, Key={"pk": item["pk"]})
+    keys = {item["pk"]["S"] for page in pages for item in page.get("Items", [])}
+    # the tracker's index items, one per SES message id, carry no mail key
+    message_ids = {status.message_id for statuses in run.statuses.values() for status in statuses}
+    keys |= {index_key(message_id) for message_id in message_ids | {run.first_message_id} if message_id}
+    for key in keys:
+        dynamodb.delete_item(TableName=deployment.table, Key={"pk": {"S": key}})
     for email in run.emails.values():
         listed = s3.list_objects_v2(Bucket=deployment.bucket, Prefix=f"{email.mail_key}/").get("Contents", [])
         for found in listed:
@@ -281,7 +285,10 @@ def _remove(run: Run, sqs: Any, dynamodb: Any, s3: Any) -> None:
     finally:
         scan.release()
     left = [letter.mail_key for letter in list_dead_letters(sqs, deployment.dlq_url) if prefix in letter.body]
-    assert not left, f"the e2e could not remove its dead letters: {left}"
+    left += [
+        key for key in keys if "Item" in dynamodb.get_item(TableName=deployment.table, Key={"pk": {"S": key}})
+    ]
+    assert not left, f"the e2e could not remove what it created: {left}"
 
 
 @pytest.fixture(scope="module")
