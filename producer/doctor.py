@@ -306,26 +306,32 @@ def account_sandbox(account: Mapping[str, Any], config: StepmailConfig) -> Check
 
 
 def send_rate(quota: Mapping[str, Any], config: StepmailConfig) -> CheckResult:
-    """The account's MaxSendRate against the configured ``ses_max_send_rate`` (the rate control)."""
+    """The account's MaxSendRate against ``ses_max_send_rate``, which only caps the pacing.
+
+    The runs pace to the live quota (re-read every ``quota_refresh_seconds``), under the cap when one is
+    set; the cap also derives the event source's batches and concurrency and the retries.  A cap above
+    the quota sends no faster than the quota, but starts more runs than can send: they wait for a send
+    slot and give messages back to the queue.  Mail still goes out: a warning, not a blocker.
+    """
     name = "SES send rate"
     allowed = float(quota.get("MaxSendRate", 0))
     configured = config.ses_max_send_rate
     if configured is None:
-        return _warning(
+        return _ok(
             name,
-            f"SES allows {allowed:g} emails/s; ses_max_send_rate is not set, so the queue drains at "
-            f"{config.max_concurrency} concurrent batches of {config.batch_size} whatever the quota",
-            f"set ses_max_send_rate: {allowed:g} and `npx cdk deploy` (concurrency, batches and retries "
-            "are derived from it)",
+            f"SES allows {allowed:g} emails/s; the runs pace to it (re-read every "
+            f"{config.quota_refresh_seconds} s)",
         )
     if configured > allowed:
-        return _blocker(
+        return _warning(
             name,
-            f"configured for {configured:g} emails/s but SES allows {allowed:g}: under load sends are "
-            "throttled until their retries run out, and messages go round the queue to the DLQ",
-            f"set ses_max_send_rate: {allowed:g} and `npx cdk deploy`, or get a higher sending rate first",
+            f"ses_max_send_rate is {configured:g} emails/s but SES allows {allowed:g}: the runs pace to "
+            f"{allowed:g}, while batches, concurrency and retries are sized for {configured:g}, so runs "
+            "wait for send slots and give messages back to the queue",
+            f"set ses_max_send_rate: {allowed:g} (or remove it to pace to the live quota) and "
+            "`npx cdk deploy`, or ask AWS for a higher sending rate",
         )
-    return _ok(name, f"configured for {configured:g} emails/s; SES allows {allowed:g}")
+    return _ok(name, f"capped at {configured:g} emails/s; SES allows {allowed:g}")
 
 
 #: Share of the 24-hour quota from which the doctor warns.

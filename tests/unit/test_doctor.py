@@ -186,9 +186,9 @@ def test_a_pending_production_access_request_is_reported() -> None:
 @pytest.mark.parametrize(
     ("configured", "allowed", "status"),
     [
-        (None, 14.0, Status.WARNING),  # no rate control against the quota
-        (14.0, 14.0, Status.OK),  # at the quota
-        (14.5, 14.0, Status.BLOCKER),  # just past it
+        (None, 14.0, Status.OK),  # the runs pace to the live quota
+        (14.0, 14.0, Status.OK),  # capped at the quota
+        (14.5, 14.0, Status.WARNING),  # just past it: paced to the quota, sized for more
         (1.0, 14.0, Status.OK),
     ],
 )
