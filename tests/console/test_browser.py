@@ -89,7 +89,7 @@ def test_runs_list_and_a_runs_graph(scenario: Scenario, page: Page) -> None:
     expect(graph.locator("g.node")).to_have_count(len(scenario.api("/graph")["nodes"]) - 1)  # boxes apart
     expect(graph.locator("g.cluster")).to_have_count(1)
     taken = graph.locator("g.edge[data-taken=true]")
-    expect(taken).to_have_count(8)
+    expect(taken).to_have_count(11)
     expect(graph.locator('g.edge[data-source="Mark Sent"][data-target="Email Sent"]')).to_have_attribute(
         "data-taken", "true"
     )
