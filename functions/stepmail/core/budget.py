@@ -15,7 +15,8 @@ and the one moto's interpreter enforces.
 The payloads, after ``statemachine/stepmail.asl.json`` (each larger than the one it grows from):
 
 ==================  ======================================================================================
-run input           ``{"message", "lock", "delivery"}``: exact
+run input           ``{"message", "lock", "pacing", "delivery"}``: exact, but for what changes between
+                    deliveries of one message or during its run (see :func:`at_its_largest`)
 lock read           run input + ``existing``: the projected lock item and the SDK's response metadata
 attachments         run input + ``attachments``: one ``{"size", "etag"}`` per file, each at its largest
 sender input        Render And Send's parameters: the message, the attachments, lock key, execution id
@@ -34,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stepmail.core.errors import InvalidMessageError
+from stepmail.core.pacing import UNLIMITED_ROOM
 
 MAX_PAYLOAD_BYTES = 262_144
 """Step Functions' limit for any state input/output, task parameters or task result (exclusive)."""
@@ -56,6 +58,8 @@ MAX_REASON_CHARS = 1_000
 MAX_RESPONSE_METADATA_BYTES = 4_096
 MAX_TIMESTAMP_CHARS = 40
 MAX_QUEUE_MESSAGE_ID_CHARS = 128
+#: A receive count larger than any queue's (SQS's maxReceiveCount is at most 1,000).
+WORST_RECEIVE_COUNT = 10**9
 
 
 def compact_json(document: Any) -> str:
@@ -86,14 +90,31 @@ def _with_message(template: Mapping[str, Any], message_bytes: int) -> int:
     return json_bytes(template) - len("null") + message_bytes
 
 
+def at_its_largest(run_input: Mapping[str, Any]) -> dict[str, Any]:
+    """``run_input`` with what varies at its largest, so that a message is accepted or refused on
+    every delivery alike: the receive count grows with each delivery, the room of the send rate
+    follows the live quota (unknown: :data:`UNLIMITED_ROOM`), and the run counts its waits for a send
+    slot in ``$.pacing.waited`` (up to ``maxWaits`` + 1)."""
+    largest = dict(run_input)
+    if "delivery" in largest:
+        largest["delivery"] = {**largest["delivery"], "receiveCount": WORST_RECEIVE_COUNT}
+    if "pacing" in largest:
+        pacing = largest["pacing"]
+        room = max(str(pacing["room"]), str(UNLIMITED_ROOM), key=len)
+        largest["pacing"] = {**pacing, "room": room, "waited": int(pacing["maxWaits"]) + 1}
+    return largest
+
+
 def run_payloads(run_input: Mapping[str, Any]) -> list[Payload]:
     """Every payload of the run started with ``run_input``, each at its worst case.
 
     Parameters
     ----------
     run_input
-        ``{"message": ..., "lock": {"key": ...}, "delivery": ...}``, as the starter starts the run.
+        ``{"message": ..., "lock": {"key": ...}, "pacing": ..., "delivery": ...}``, as the starter
+        starts the run.
     """
+    run_input = at_its_largest(run_input)
     message = run_input["message"]
     message_bytes = json_bytes(message)
     files = len(message.get("attachedFileKeys") or ())
@@ -128,7 +149,7 @@ def run_payloads(run_input: Mapping[str, Any]) -> list[Payload]:
                 "executionArn": "a" * MAX_ARN_CHARS,
                 "failedAt": "t" * MAX_TIMESTAMP_CHARS,
                 "queueMessageId": "q" * MAX_QUEUE_MESSAGE_ID_CHARS,
-                "receiveCount": 10**9,
+                "receiveCount": WORST_RECEIVE_COUNT,
                 "message": None,
             },
             message_bytes,
