@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import requests
 
-from tests.console.conftest import MISSING
+from tests.console.conftest import MISSING, post_as_the_page
 from tests.integration.conftest import Harness
 
 
@@ -31,9 +31,10 @@ def test_redrive_sends_a_fixed_message_again(make_twin: Callable[..., Harness]) 
     harness.wait_for(harness.send(MISSING))
     harness.s3.put_object(Bucket=harness.info.bucket, Key="invoice-2/invoice.pdf", Body=b"%PDF-1.7")
 
-    # When the console's redrive button is pressed for that mail key
-    response = requests.post(
-        f"{harness.twin.console_url}/api/dlq/redrive", json={"mailKey": "invoice-2"}, timeout=30
+    # When the console's redrive button is pressed for that letter
+    (letter,) = requests.get(f"{harness.twin.console_url}/api/dlq", timeout=30).json()["messages"]
+    response = post_as_the_page(
+        harness.twin.console_url, "/dlq/redrive", {"letters": [letter["originalMessageId"]]}
     )
 
     # Then the message leaves the DLQ and the email is sent
