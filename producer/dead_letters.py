@@ -257,13 +257,18 @@ class Tally:
         return self.unseen == 0
 
     def line(self) -> str:
-        """The one line an operator needs: everything seen, or how many were not and what to do."""
-        held = (
-            f"the dead-letter queue held {self.held_at_start} letter(s) when the read began; {self.seen} seen"
+        """The one line an operator needs: every letter seen, or how many were not and what to do.
+
+        ``seen`` may be less than ``held_at_start`` with nothing unseen: another reader (a second
+        redrive) took some letters away meanwhile, which is no letter missed.
+        """
+        counts = (
+            f"dead-letter queue: {self.held_at_start} letter(s) at the start, {self.seen} seen by this "
+            f"command, {self.unseen} unseen"
         )
         if self.complete:
-            return f"{held}: every letter accounted for"
-        return f"{held}; {self.unseen} letter(s) in flight elsewhere: run again"
+            return f"{counts}: every letter accounted for"
+        return f"{counts}: {self.unseen} letter(s) in flight elsewhere: run again"
 
     def summary(self) -> dict[str, Any]:
         return {"heldAtStart": self.held_at_start, "seen": self.seen, "unseen": self.unseen}

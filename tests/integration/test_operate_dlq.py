@@ -280,7 +280,7 @@ def test_dlq_commands_work_from_the_cli(twin, tmp_path: Path, capsys) -> None:
 
     # Then the table names it with its reason and the redrive sends it with its count as an SES tag
     assert "cli-1" in listing and "attachment a.pdf was not found" in listing
-    assert "held 1 letter(s) when the read began; 1 seen: every letter accounted for" in listing
+    assert "1 letter(s) at the start, 1 seen by this command, 0 unseen: every letter accounted for" in listing
     ((redriven,),) = [report["redriven"]]
     (outcome,) = twin.wait_for(redriven["queueMessageId"])
     assert outcome.outcome is Outcome.SENT
@@ -391,7 +391,7 @@ def test_a_listing_that_cannot_see_every_letter_says_so_and_fails(twin, tmp_path
     # Then the one it saw is shown, and it exits non-zero saying how many it could not see
     captured = capsys.readouterr()
     assert status == EXIT_LETTERS_UNSEEN
-    assert "held 3 letter(s) when the read began; 1 seen; 2 letter(s) in flight elsewhere: run again" in (
+    assert "3 letter(s) at the start, 1 seen by this command, 2 unseen: 2 letter(s) in flight elsewhere" in (
         captured.out
     )
     assert captured.err.strip() == "stepmail: 2 letter(s) in flight elsewhere: run again"

@@ -231,4 +231,7 @@ def test_letters_another_reader_holds_are_reported_unseen(dlq: tuple[Any, str]) 
     # Then the 10 it could see are listed and the 3 others are counted, with what to do
     assert len(listing.letters) == 10
     assert (listing.tally.held_at_start, listing.tally.seen, listing.tally.unseen) == (13, 10, 3)
-    assert listing.tally.line().endswith("; 3 letter(s) in flight elsewhere: run again")
+    assert listing.tally.line() == (
+        "dead-letter queue: 13 letter(s) at the start, 10 seen by this command, 3 unseen: "
+        "3 letter(s) in flight elsewhere: run again"
+    )
