@@ -93,9 +93,18 @@ def test_every_dead_letter_shape_is_listed_and_the_repaired_ones_are_redriven(fa
     twin.wait_for(twin.send_raw(json.dumps(_message("inv-1", attachedFileKeys=["a.pdf"]))))
     down.set()
     twin.wait_for(twin.send(_message("outage-1")), timeout=30)
+    armed: list[bool] = []
+
+    def die_from_the_next_delivery(real, payload):
+        # Within outage-2's first delivery (its starter already running), so only later ones die
+        if payload["message"]["mailKey"] == "outage-2" and not armed:
+            armed.append(True)
+            twin.twin.faults.add("starter:die:match=outage-2")
+        return real(payload)
+
+    twin.wrap_sender(die_from_the_next_delivery)
     outage_2 = twin.send(_message("outage-2"))
-    _note_written(twin, outage_2)  # the first delivery failed; the next comes a second later at least
-    twin.twin.faults.add("starter:die:match=outage-2")
+    _note_written(twin, outage_2)
     by_key = {letter.mail_key: letter for letter in _letters_when(twin, 4)}
     twin.twin.faults.clear()
 
