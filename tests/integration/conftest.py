@@ -183,13 +183,16 @@ class Harness:
         return item.get("Item")
 
     def send_slots(self) -> dict[str, int]:
-        """Recipients sent per second, as the pacing counters in the lock table hold them."""
+        """Recipients sent per second, as the pacing counters in the lock table hold them (the counters
+        of a second's two halves, ``rate#<second>.0`` and ``.5``, added up)."""
         items = self.dynamodb.scan(TableName=self.info.table)["Items"]
-        return {
-            item["pk"]["S"].removeprefix("rate#"): int(item["sent"]["N"])
-            for item in items
-            if item["pk"]["S"].startswith("rate#")
-        }
+        per_second: dict[str, int] = {}
+        for item in items:
+            key = item["pk"]["S"]
+            if key.startswith("rate#"):
+                second = key.removeprefix("rate#").split(".")[0]
+                per_second[second] = per_second.get(second, 0) + int(item["sent"]["N"])
+        return per_second
 
     def retry_waits(self, state: str) -> list[float]:
         return [wait.seconds for wait in self.twin.hooks.retry_waits if wait.state == state]

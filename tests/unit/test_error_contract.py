@@ -147,7 +147,7 @@ def test_a_throttled_send_takes_a_send_slot_again_until_the_runs_waits_run_out()
     assert STATES["Count A Wait"]["Next"] == "Wait Or Give Back?"
     choice = STATES["Wait Or Give Back?"]
     assert choice["Choices"][0]["Next"] == "Wait For A Send Slot" and choice["Default"] == "Send Rate Full"
-    assert STATES["Wait For A Send Slot"]["Next"] == "Take A Send Slot"
+    assert STATES["Wait For A Send Slot"]["Next"] == "Find A Send Window"
     # and when the waits run out, the message goes back to the queue through the failure path
     assert STATES["Send Rate Full"]["Result"]["Error"] == "SendRateFullError"
     assert _routed_by_the_decision("SendRateFullError") == "Retry Later"

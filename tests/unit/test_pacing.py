@@ -22,6 +22,7 @@ from stepmail.core.pacing import (
     redelivery_delay,
     room,
     send_rate,
+    send_windows,
 )
 from stepmail.handlers import starter as starter_handler
 from tests.unit.test_handlers import FakeQuota, _event, _starter
@@ -62,7 +63,42 @@ def test_a_second_never_holds_more_than_the_rate_unless_one_email_does(rate: flo
 
 def test_the_runs_pacing_terms_are_strings_for_dynamodb_and_numbers_for_the_choice() -> None:
     terms = pacing_terms(3, 14.0, now=1_000, policy=PacingPolicy(cap=None, max_waits=30))
-    assert terms == {"recipients": "3", "room": "11", "expiresAt": "4600", "waited": 0, "maxWaits": 30}
+    assert terms == {
+        "recipients": "3",
+        "first": {"suffix": ".0", "room": "4"},
+        "second": {"suffix": ".5", "room": "4"},
+        "expiresAt": "4600",
+        "waited": 0,
+        "maxWaits": 30,
+    }
+
+
+@pytest.mark.parametrize(
+    ("rate", "first", "second"),
+    [
+        (14.0, (".0", 6), (".5", 6)),  # 7 + 7 a second, 1 recipient each
+        (5.0, (".0", 2), (".5", 1)),  # the odd one in the first half
+        (2.0, (".0", 0), (".5", 0)),
+        (1.5, ("", 0), ("", 0)),  # under 2 a second: one window, the whole second
+        (None, ("", UNLIMITED_ROOM), ("", UNLIMITED_ROOM)),
+    ],
+)
+def test_a_second_is_paced_in_two_halves_sharing_the_quota(
+    rate: float | None, first: tuple[str, int], second: tuple[str, int]
+) -> None:
+    first_window, second_window = send_windows(rate, recipients=1)
+    assert (first_window["suffix"], int(first_window["room"])) == first
+    assert (second_window["suffix"], int(second_window["room"])) == second
+
+
+@given(rate=st.floats(min_value=0.1, max_value=10_000), recipients=st.integers(min_value=1, max_value=50))
+def test_a_second_never_holds_more_than_the_quota_unless_one_email_does(rate: float, recipients: int) -> None:
+    first, second = send_windows(rate, recipients)
+    most = [int(window["room"]) + recipients for window in (first, second)]
+    if first["suffix"] == second["suffix"]:  # one window for the whole second
+        assert most[0] <= max(int(rate), recipients)
+    else:  # each half holds its share, or one email alone
+        assert sum(most) <= max(int(rate), 2 * recipients)
 
 
 # ------------------------------------------------------------------------ the retry-later delay
@@ -145,9 +181,11 @@ def test_the_starter_paces_each_run_to_the_quota_it_reads() -> None:
     # When one record is started
     starter_handler.handler(event, None, starter=starter)
 
-    # Then its run may take a slot in a second holding at most 2
+    # Then its run may take a slot in a first half-second holding at most 1, or a second half that is
+    # empty (3 a second: 2 + 1)
     (text,) = starter.ports.workflow.inputs  # type: ignore[attr-defined]
-    assert json.loads(text)["pacing"]["room"] == "2"
+    pacing = json.loads(text)["pacing"]
+    assert (pacing["first"]["room"], pacing["second"]["room"]) == ("1", "0")
 
 
 # ------------------------------------------------------------------------------- the adapters
