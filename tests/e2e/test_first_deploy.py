@@ -13,7 +13,7 @@ one with delivery tracking), so `make test` proves the suite itself.  One scenar
    operations (``producer.status.email_status``, ``producer.dead_letters``), and a summary naming the
    assumption of docs/aws-assumptions.md each check settles;
 4. everything the run created removed: its lock records, its attachments, its dead letters (the
-   per-second pacing counters expire by themselves).
+   pacing counters expire by themselves).
 
 Delivery tracking is opt-in: without it the default deployment records each email as sent, with its
 SES message id and no delivery events; with it, each simulator address's event ends on the record.
@@ -47,7 +47,8 @@ from stepmail.core.tracking import index_key
 from .conftest import STACK_VARIABLE
 
 SIMULATOR = "simulator.amazonses.com"
-PACING_KEY = re.compile(r"^rate#\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
+#: A pacing counter's key: a whole second of $$.State.EnteredTime and its half (".0" or ".5").
+PACING_KEY = re.compile(r"^rate#\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.[05]$")
 
 
 # ---------------------------------------------------------------------------------------------- targets
@@ -385,11 +386,11 @@ def _invalid(run: Run) -> str | None:
 
 
 def _pacing(run: Run) -> str | None:
-    """The per-second send counters are keyed by whole seconds of $$.State.EnteredTime."""
+    """The send counters are keyed by half-seconds of $$.State.EnteredTime (rate#<second>.0 or .5)."""
     if not run.pacing_keys:
         return "no pacing counter in the lock table"
     wrong = [key for key in run.pacing_keys if not PACING_KEY.match(key)]
-    return None if not wrong else f"counters not keyed by the second: {wrong[:3]}"
+    return None if not wrong else f"counters not keyed by the half-second: {wrong[:3]}"
 
 
 CHECKS = [
@@ -401,7 +402,7 @@ CHECKS = [
     Check("duplicate", ("WF-2",), _duplicate),
     Check("missing attachment", ("WF-1", "WF-4"), _missing_attachment),
     Check("invalid message", (), _invalid),
-    Check("pacing by the second", ("WF-8",), _pacing),
+    Check("pacing by the half-second", ("WF-8",), _pacing),
 ]
 
 
