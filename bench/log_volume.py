@@ -4,7 +4,7 @@
     .venv/bin/python bench/log_volume.py [--json out.json]
 
 On a twin with the default configuration (and one with delivery tracking, for the record's size):
-three emails (one attachment, two, and one whose first send SES throttles), each run's execution
+three emails (one attachment, two, and one whose first send fails with an SES 5xx and is retried), each run's execution
 history written as Step Functions logs it (``producer.cost.execution_log_record``) at ALL and at
 ERROR, without and with execution data (tests/integration/log_volume.py).  The model's figures
 (``producer.cost.EXECUTION_LOGS``, ``Workload.item_kb``) must cover these;

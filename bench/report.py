@@ -255,18 +255,18 @@ def _throughput_table(figures: dict[str, object]) -> str:
 
 def _rate_table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| configuration | quota R /s | burst | max_concurrency | sustained /s | sustained / R | lost | doubled |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| configuration | quota R /s | burst | max_concurrency | sustained /s | sustained / R | throttled"
+        " | lost | doubled |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
-        setting = (
-            "default (nothing set)"
-            if row.get("config") == "default"
-            else f"ses_max_send_rate={row['rate']:g}"
-        )
+        setting = {
+            "default": "default (nothing set)",
+            "default raised": f"default; SES raises the quota to {row.get('raised_to') or 0:g}/s mid-burst",
+        }.get(row.get("config", ""), f"ses_max_send_rate={row['rate']:g}")
         lines.append(
             f"| {setting} | {row['rate']:g} | {row['burst']} | {row['max_concurrency']} | {row['sustained']:.2f}"
-            f" | **{row['ratio']:.2f}** | {row['lost']} | {row['doubled']} |"
+            f" | **{row['ratio']:.2f}** | {row.get('throttled_share', 0):.1%} | {row['lost']} | {row['doubled']} |"
         )
     return "\n".join(lines)
 
@@ -332,7 +332,8 @@ def _retry_delay(retry: dict[str, Any]) -> tuple[str, bool]:
 def goal_rows(results: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
     """The issue's table: (figure, measured, goal, met), from one run of every benchmark."""
     rates = results["rate_control"]
-    default = next(row for row in rates if row.get("config") == "default")
+    default = [row for row in rates if row.get("config") == "default"]
+    raised = next((row for row in rates if row.get("config") == "default raised"), None)
     derived = [row for row in rates if row.get("config", "derived") == "derived"]
     imports = results["cold_start"]["imports"]
     asset = results["cold_start"].get("asset") or {}
@@ -342,10 +343,29 @@ def goal_rows(results: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
     slowest = imports["slowest"].rsplit(".", 1)[-1]
     return [
         (
-            f"send rate, default configuration, SES quota {default['rate']:g}/s, a burst of {default['burst']}",
-            f"{default['ratio']:.2f} x quota ({default['lost']} lost, {default['doubled']} doubled)",
+            "send rate with the default configuration, SES quota "
+            + ", ".join(f"{row['rate']:g}" for row in default)
+            + f" /s, bursts of {default[0]['burst'] / default[0]['rate']:g} s of quota",
+            " / ".join(f"{row['ratio']:.2f}" for row in default)
+            + f" x quota ({sum(row['lost'] for row in default)} lost,"
+            f" {sum(row['doubled'] for row in default)} doubled)",
             ">= 0.9 x the quota, no setting changed",
-            default["ratio"] >= 0.9 and default["lost"] + default["doubled"] == 0,
+            all(row["ratio"] >= 0.9 and row["lost"] + row["doubled"] == 0 for row in default),
+        ),
+        (
+            "a quota raised while a burst runs (2/s, then 6/s), default configuration",
+            f"{raised['after_raise']:.2f}/s after the raise = {raised['after_raise'] / raised['raised_to']:.2f} x"
+            " the new quota"
+            if raised and raised["after_raise"] is not None
+            else "not measured",
+            ">= 0.9 x the new quota, no redeploy",
+            bool(raised and raised["after_raise"] and raised["after_raise"] >= 0.9 * raised["raised_to"]),
+        ),
+        (
+            "throttled sends, every burst above",
+            f"at most {max(row.get('throttled_share', 0) for row in rates):.1%} of the emails",
+            "< 5 %",
+            all(row.get("throttled_share", 0) < 0.05 for row in rates),
         ),
         (
             "send rate with `ses_max_send_rate` set (R = "

@@ -95,7 +95,7 @@ class StepmailConfig(BaseModel):
     retry_later_base_seconds: int = Field(default=2, ge=1, le=900)
     retry_later_max_seconds: int = Field(default=300, ge=1, le=43_200)
     # How often the starter reads the SES quota again (GetAccount), to pace to it.
-    quota_refresh_seconds: int = Field(default=300, ge=1, le=86_400)
+    quota_refresh_seconds: int = Field(default=60, ge=1, le=86_400)
     visibility_timeout_seconds: int | None = Field(default=None, ge=1, le=43200)
     message_retention_days: int = Field(default=4, ge=1, le=14)
     dead_letter_retention_days: int = Field(default=14, ge=1, le=14)

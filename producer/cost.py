@@ -172,9 +172,9 @@ class ExecutionLogs:
     retry_error: tuple[int, int]
 
 
-#: Measured on the twin with the stack's ASL (bench/log_volume.py, 2026-12-02), rounded up.
+#: Measured on the twin with the stack's ASL (bench/log_volume.py, 2026-12-03), rounded up.
 EXECUTION_LOGS = ExecutionLogs(
-    run=(11_100, 21_400), attachment=(2_650, 4_000), retry_all=(2_100, 2_800), retry_error=(1_300, 1_300)
+    run=(13_100, 26_600), attachment=(2_700, 4_200), retry_all=(2_100, 2_800), retry_error=(1_300, 1_300)
 )
 
 

@@ -49,6 +49,7 @@ EFFECTS: dict[str, frozenset[str]] = {
     "dynamodb.acquire": frozenset({"throttle", "error5xx"}),
     "dynamodb.read": frozenset({"throttle", "error5xx", "slow"}),
     "dynamodb.mark": frozenset({"throttle", "error5xx"}),
+    "dynamodb.pace": frozenset({"throttle", "error5xx"}),
     "dynamodb.release": frozenset({"throttle", "error5xx"}),
     "sender": frozenset({"crash", "hang"}),
     "starter": frozenset({"crash", "double", "die"}),
@@ -240,7 +241,11 @@ def _point_of(environ: dict[str, Any]) -> str | None:
     scope = authorization.split("Credential=", 1)[-1].split(",", 1)[0].split("/")
     service = scope[3] if len(scope) > 3 else ""
     if service == "dynamodb":
-        return _DYNAMODB_POINTS.get(environ.get("HTTP_X_AMZ_TARGET", "").rpartition(".")[2])
+        point = _DYNAMODB_POINTS.get(environ.get("HTTP_X_AMZ_TARGET", "").rpartition(".")[2])
+        # Take A Send Slot is an UpdateItem too: on a second's counter ("rate#..."), not on a lock
+        if point == "dynamodb.mark" and b'"rate#' in _read_body(environ):
+            return "dynamodb.pace"
+        return point
     if service == "s3" and environ.get("PATH_INFO", "").count("/") >= 2:
         return {"HEAD": "s3.head", "GET": "s3.get"}.get(environ.get("REQUEST_METHOD", ""))
     if service == "ses" and environ.get("PATH_INFO", "") == "/v2/email/outbound-emails":

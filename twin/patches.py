@@ -23,6 +23,9 @@ exactly because these are internals, and the integration tests are what catch an
     error carries a ``Cause``.  The tests run the affected paths under each.
 11. ``lambda:invoke`` can fail in the Lambda service itself (``Lambda.ClientExecutionTimeoutException``...),
     not in the function: a :class:`LambdaServiceFault` raised by a function hook becomes that error.
+12. DynamoDB writes are atomic per item on AWS; moto's check-then-write (a condition, an ``ADD``) can
+    interleave between the server's threads, losing one of two concurrent ``ADD``s to a pacing
+    counter (or passing two conditions at once): serialize moto's item writes.
 """
 
 from __future__ import annotations
@@ -160,6 +163,7 @@ def install(hooks: InterpreterHooks) -> None:
         _patch_dynamodb_error_names()
         _patch_payload_size()
         _patch_missing_causes()
+        _patch_atomic_item_writes()
         speedups.install()  # parse each definition once (twin/speedups.py)
 
 
@@ -424,3 +428,23 @@ def _patch_missing_causes() -> None:
 
 def _compact(value: Any, encoder: type[json.JSONEncoder]) -> str:
     return json.dumps(value, cls=encoder, ensure_ascii=False, separators=(",", ":"))
+
+
+# ----------------------------------------------------------------------- 12. atomic item writes
+_item_writes = threading.RLock()
+
+
+def _patch_atomic_item_writes() -> None:
+    """One write at a time in moto's DynamoDB backend: each condition and update sees the item as the
+    last write left it (DynamoDB's own guarantee for a single item)."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    def serialized(write: Callable[..., Any]) -> Callable[..., Any]:
+        def atomic(*args: Any, **kwargs: Any) -> Any:
+            with _item_writes:
+                return write(*args, **kwargs)
+
+        return atomic
+
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item"):
+        setattr(DynamoDBBackend, name, serialized(getattr(DynamoDBBackend, name)))

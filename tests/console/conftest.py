@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import requests
 
-from stepmail.core.errors import SesThrottledError
+from stepmail.core.errors import SesUnavailableError
 from tests.integration.conftest import Harness, make_twin, twin_config  # noqa: F401 - make_twin is a fixture
 from twin.twin import LocalTwin
 
@@ -30,7 +30,7 @@ MISSING = {
     "body": "Attached.",
     "attachedFileKeys": ["invoice.pdf"],
 }
-THROTTLED = {"mailKey": "retry-3", "to": ["carol@example.org"], "subject": "Later", "body": "Once more."}
+RETRIED = {"mailKey": "retry-3", "to": ["carol@example.org"], "subject": "Later", "body": "Once more."}
 
 
 @dataclass
@@ -51,18 +51,18 @@ class Scenario:
 
 
 def start_scenario(harness: Harness) -> Scenario:
-    throttled_once: list[str] = []
+    failed_once: list[str] = []
 
-    def throttle_first_try(real: Any, payload: dict[str, Any]) -> Any:
-        if payload["message"]["mailKey"] == THROTTLED["mailKey"] and not throttled_once:
-            throttled_once.append("thrown")
-            raise SesThrottledError("Maximum sending rate exceeded")
+    def fail_first_try(real: Any, payload: dict[str, Any]) -> Any:
+        if payload["message"]["mailKey"] == RETRIED["mailKey"] and not failed_once:
+            failed_once.append("thrown")
+            raise SesUnavailableError("SES: internal service error")
         return real(payload)
 
-    harness.wrap_sender(throttle_first_try)
+    harness.wrap_sender(fail_first_try)
     harness.wait_for(harness.send(WELCOME, {"terms.txt": TERMS}))
     harness.wait_for(harness.send(WELCOME, {"terms.txt": TERMS}))
-    harness.wait_for(harness.send(MISSING), harness.send(THROTTLED))
+    harness.wait_for(harness.send(MISSING), harness.send(RETRIED))
     return Scenario(harness, harness.twin.console_url)
 
 

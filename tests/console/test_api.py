@@ -105,11 +105,18 @@ def test_sent_run_shows_its_path_map_iterations_and_state_data(scenario: Scenari
 
     # Then its path is the happy path, into the Map's iteration and out of it
     path = {tuple(pair) for pair in run["path"]}
+    halves = [half for half in ("First Half", "Second Half") if ("Which Half Of The Second?", half) in path]
+    assert len(halves) == 1  # whichever half of a second the run took its slot in
+    (half,) = halves
     assert {
         (START, "Acquire Lock"),
         ("Acquire Lock", "Resolve Attachments"),
         ("Resolve Attachments", "Head Attachment"),
-        ("Resolve Attachments", "Render And Send"),
+        ("Resolve Attachments", "Find A Send Window"),
+        ("Find A Send Window", "Which Half Of The Second?"),
+        ("Which Half Of The Second?", half),
+        (half, "Take A Send Slot"),
+        ("Take A Send Slot", "Render And Send"),
         ("Render And Send", "Mark Sent"),
         ("Mark Sent", "Email Sent"),
         ("Email Sent", END),
@@ -156,17 +163,17 @@ def test_dead_lettered_run_shows_the_catch_and_the_error(scenario: Scenario) -> 
     assert ("Resolve Attachments", "Has A Cause?") in path
     assert ("Dead-Letter Or Retry?", "Send To Dead-Letter Queue") in path
     assert ("Send To Dead-Letter Queue", "Dead-Lettered") in path
-    assert ("Resolve Attachments", "Render And Send") not in path
+    assert ("Resolve Attachments", "Find A Send Window") not in path
 
 
 def test_retried_state_counts_its_attempts_and_errors(scenario: Scenario) -> None:
-    # Given the run whose first send was throttled
+    # Given the run whose first send failed with an SES service error
     run = detail(scenario, scenario.run_of("retry-3", "succeeded"))
 
-    # Then Render And Send shows two attempts and the throttling error, and the run still succeeded
+    # Then Render And Send shows two attempts and the error, and the run still succeeded
     send = next(visit for visit in run["visits"] if visit["name"] == "Render And Send")
     assert send["attempts"] == 2
-    assert [error["error"] for error in send["errors"]] == ["SesThrottledError"]
+    assert [error["error"] for error in send["errors"]] == ["SesUnavailableError"]
     assert run["outcome"] == "sent"
 
 

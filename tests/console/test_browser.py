@@ -89,7 +89,7 @@ def test_runs_list_and_a_runs_graph(scenario: Scenario, page: Page) -> None:
     expect(graph.locator("g.node")).to_have_count(len(scenario.api("/graph")["nodes"]) - 1)  # boxes apart
     expect(graph.locator("g.cluster")).to_have_count(1)
     taken = graph.locator("g.edge[data-taken=true]")
-    expect(taken).to_have_count(7)
+    expect(taken).to_have_count(11)
     expect(graph.locator('g.edge[data-source="Mark Sent"][data-target="Email Sent"]')).to_have_attribute(
         "data-taken", "true"
     )
@@ -133,9 +133,9 @@ def test_a_dead_lettered_and_a_retried_run(scenario: Scenario, page: Page) -> No
     expect(page.locator("h2")).to_contain_text("retry-3")
     page.locator('svg.graph g.node[data-node="Render And Send"]').click()
 
-    # Then it shows two attempts and the throttling error
+    # Then it shows two attempts and the SES error
     expect(page.locator("#state-details [data-field=attempts]")).to_have_text("2")
-    expect(page.locator("#state-details [data-field=errors]")).to_contain_text("SesThrottledError")
+    expect(page.locator("#state-details [data-field=errors]")).to_contain_text("SesUnavailableError")
 
 
 def test_outbox_renders_the_email(scenario: Scenario, page: Page) -> None:

@@ -221,9 +221,11 @@ def test_starter_may_only_consume_the_queue_start_runs_and_dead_letter(synthesiz
     # When we collect every action the starter's role allows
     actions = _all_actions(_starter_statements(synthesized))
 
-    # Then it is logging, tracing, consuming the queue, starting sync runs, sending to the DLQ, and
-    # freeing a failed run's lock / noting a failed delivery (item writes on the lock table)
+    # Then it is logging, tracing, consuming the queue (and setting a failed message's next delivery),
+    # starting sync runs, sending to the DLQ, freeing a failed run's lock / noting a failed delivery
+    # (item writes on the lock table), and reading the account's SES quota to pace the runs
     assert actions == _LOGGING_AND_TRACING | {
+        "ses:GetAccount",
         "dynamodb:DeleteItem",
         "dynamodb:PutItem",
         "states:StartSyncExecution",

@@ -182,6 +182,18 @@ class Harness:
         )
         return item.get("Item")
 
+    def send_slots(self) -> dict[str, int]:
+        """Recipients sent per second, as the pacing counters in the lock table hold them (the counters
+        of a second's two halves, ``rate#<second>.0`` and ``.5``, added up)."""
+        items = self.dynamodb.scan(TableName=self.info.table)["Items"]
+        per_second: dict[str, int] = {}
+        for item in items:
+            key = item["pk"]["S"]
+            if key.startswith("rate#"):
+                second = key.removeprefix("rate#").split(".")[0]
+                per_second[second] = per_second.get(second, 0) + int(item["sent"]["N"])
+        return per_second
+
     def retry_waits(self, state: str) -> list[float]:
         return [wait.seconds for wait in self.twin.hooks.retry_waits if wait.state == state]
 
@@ -208,6 +220,8 @@ def make_twin(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
 
     def make(**options: Any) -> Harness:
         twin_kwargs = {key: options.pop(key) for key in list(options) if key in twin_options}
+        if "ses_quota" in options:  # the account's quota the twin's SES enforces (the config may not cap it)
+            twin_kwargs["ses_max_send_rate"] = options.pop("ses_quota")
         twin_kwargs.setdefault("time_scale", 0.01)
         twin = LocalTwin(twin_config(**options), outbox=tmp_path / "outbox", **twin_kwargs)
         started.append(twin)

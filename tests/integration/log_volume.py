@@ -51,10 +51,10 @@ def _bytes(events: list[dict[str, Any]], level: str) -> tuple[int, int]:
 
 
 def measure_execution_logs(twin: LocalTwin) -> ExecutionLogs:
-    """One email with one attachment, one with two, one whose first send SES throttles."""
+    """One email with one attachment, one with two, one whose first send fails (SES 5xx) and is retried."""
     one = send_and_wait(twin, attachments=1)
     two = send_and_wait(twin, attachments=2)
-    twin.faults.add("ses.send:throttle:times=1")
+    twin.faults.add("ses.send:error5xx:times=1")
     retried = send_and_wait(twin, attachments=1)
     run, with_two, with_retry = _bytes(one, "ALL"), _bytes(two, "ALL"), _bytes(retried, "ALL")
     return ExecutionLogs(

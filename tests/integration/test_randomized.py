@@ -27,6 +27,7 @@ FAULTS = [
     "s3.head:throttle:p=0.04",
     "s3.get:error5xx:p=0.04",
     "dynamodb.acquire:throttle:p=0.04",
+    "dynamodb.pace:throttle:p=0.04",
     "dynamodb.mark:throttle:p=0.04",
     "dynamodb.release:throttle:p=0.1",
     "sender:crash:p=0.02",

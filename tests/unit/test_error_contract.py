@@ -121,7 +121,11 @@ def test_the_decision_dead_letters_exactly_the_permanent_errors() -> None:
     assert names == {error.__name__ for error in PERMANENT_ERRORS}
 
 
-@pytest.mark.parametrize("error", TRANSIENT_ERRORS, ids=lambda error: error.__name__)
+#: A throttled send goes back to pacing (Take A Send Slot) instead of a blind retry.
+RETRIED_BLIND = [error for error in TRANSIENT_ERRORS if error is not errors.SesThrottledError]
+
+
+@pytest.mark.parametrize("error", RETRIED_BLIND, ids=lambda error: error.__name__)
 def test_transient_errors_are_retried_by_render_and_send(error: type[Exception]) -> None:
     retrier = _first_matching(STATES[RENDER_AND_SEND]["Retry"], error.__name__)
     assert retrier is not None
@@ -129,11 +133,24 @@ def test_transient_errors_are_retried_by_render_and_send(error: type[Exception])
     assert _is_retried(retrier)
 
 
-@pytest.mark.parametrize("error", TRANSIENT_ERRORS, ids=lambda error: error.__name__)
+@pytest.mark.parametrize("error", RETRIED_BLIND, ids=lambda error: error.__name__)
 def test_transient_errors_that_outlast_the_retries_go_back_to_the_queue(error: type[Exception]) -> None:
     catcher = _first_matching(STATES[RENDER_AND_SEND]["Catch"], error.__name__)
     assert catcher is not None and catcher["Next"] == FAILURE_PATH
     assert _routed_by_the_decision(error.__name__) == "Retry Later"
+
+
+def test_a_throttled_send_takes_a_send_slot_again_until_the_runs_waits_run_out() -> None:
+    catcher = _first_matching(STATES[RENDER_AND_SEND]["Catch"], "SesThrottledError")
+    assert catcher is not None and catcher["Next"] == "Count A Wait" and catcher["ResultPath"] is None
+    assert _first_matching(STATES[RENDER_AND_SEND]["Retry"], "SesThrottledError") is None
+    assert STATES["Count A Wait"]["Next"] == "Wait Or Give Back?"
+    choice = STATES["Wait Or Give Back?"]
+    assert choice["Choices"][0]["Next"] == "Wait For A Send Slot" and choice["Default"] == "Send Rate Full"
+    assert STATES["Wait For A Send Slot"]["Next"] == "Find A Send Window"
+    # and when the waits run out, the message goes back to the queue through the failure path
+    assert STATES["Send Rate Full"]["Result"]["Error"] == "SendRateFullError"
+    assert _routed_by_the_decision("SendRateFullError") == "Retry Later"
 
 
 @pytest.mark.parametrize("state", ["Acquire Lock", "Read Lock", "Resolve Attachments", RENDER_AND_SEND])

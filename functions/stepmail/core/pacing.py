@@ -2,11 +2,15 @@
 
 SES refuses sends over the account's maximum send rate (``GetAccount``'s ``SendQuota.MaxSendRate``,
 counted per recipient) and raises the quota over time.  Each run takes a slot before it sends
-("Take A Send Slot"): it adds its email's recipients to a counter of the current second in the lock
-table, on the condition that the second still has room; a full second waits one second and tries the
-next.  The starter learns the quota from SES (refreshed every few minutes, never at each message) and
-gives each run its terms, so a raised quota is followed without a redeploy, and every concurrent run
-shares the same counters.  ``ses_max_send_rate`` in the configuration only caps it.
+("Take A Send Slot"): it adds its email's recipients to a counter of the current half-second in the
+lock table, on the condition that the half still has room; a full half waits one second and tries
+again.  Half-seconds, not seconds: counters per calendar second let R sends at the end of one second
+and R more at the start of the next through together, twice what SES's one second of burst accepts;
+with half the quota per half-second, any interval holds at most what a token bucket of one second's
+burst allows, and sends spread over the second.  The starter learns the quota from SES (read again
+every minute or so, never at each message) and gives each run its terms, so a raised quota is
+followed without a redeploy, and every concurrent run shares the same counters.
+``ses_max_send_rate`` in the configuration only caps it.
 
 A message given back to the queue comes back after a short, jittered delay that grows with its
 deliveries (:func:`redelivery_delay`), instead of after the queue's visibility timeout (minutes).
@@ -39,21 +43,40 @@ def send_rate(quota: float | None, cap: float | None) -> float | None:
 
 
 def room(rate: float | None, recipients: int) -> int:
-    """How many recipients a second may already hold for this email to take its slot.
+    """How many recipients a window holding ``rate`` may already hold for this email to take its slot.
 
-    An email with more recipients than a second's quota (or a quota under one per second) is sent in a
-    second of its own: it needs an empty second (room 0), never an impossible one.
+    An email with more recipients than a window's share (or a quota under one per second) is sent in a
+    window of its own: it needs an empty one (room 0), never an impossible one.
     """
     if rate is None:
         return UNLIMITED_ROOM
     return max(math.floor(rate) - recipients, 0)
 
 
+def send_windows(rate: float | None, recipients: int) -> tuple[dict[str, str], dict[str, str]]:
+    """The two halves of a second a run may take its slot in: each one's counter suffix and room.
+
+    The first half gets the odd recipient of an odd quota.  Under 2 a second (or no rate known) a
+    half would hold nothing: the whole second is one window, both halves share its counter.
+    """
+    if rate is None or rate < 2:
+        whole = {"suffix": "", "room": str(room(rate, recipients))}
+        return whole, whole
+    per_second = math.floor(rate)
+    first, second = per_second - per_second // 2, per_second // 2
+    return (
+        {"suffix": ".0", "room": str(room(first, recipients))},
+        {"suffix": ".5", "room": str(room(second, recipients))},
+    )
+
+
 def pacing_terms(recipients: int, rate: float | None, *, now: int, policy: PacingPolicy) -> dict[str, object]:
     """The run's ``$.pacing`` (numbers for DynamoDB as strings; the wait counter as a number)."""
+    first, second = send_windows(rate, recipients)
     return {
         "recipients": str(recipients),
-        "room": str(room(rate, recipients)),
+        "first": first,
+        "second": second,
         "expiresAt": str(now + policy.counter_ttl_seconds),
         "waited": 0,
         "maxWaits": policy.max_waits,
