@@ -39,6 +39,10 @@ LOCK_TABLE_PARTITION_KEY = "pk"
 #: TTL deletes up to ~48 h late; the ASL's conditions check expiresAt themselves.
 LOCK_TABLE_TTL_ATTRIBUTE = "expiresAt"
 MESSAGE_ID_ATTRIBUTE = "messageId"
+#: Every lock record carries its mail key (the ASL's Acquire Lock writes it): ``stepmail status
+#: MAILKEY`` finds the mail key's emails through this index instead of scanning the table.
+MAIL_KEY_ATTRIBUTE = "mailKey"
+MAIL_KEY_INDEX = "byMailKey"
 
 # ---------------------------------------------------------------- stack outputs (what producers read)
 QUEUE_URL_OUTPUT = "QueueUrl"
@@ -143,10 +147,14 @@ def stateful_resources(config: StepmailConfig) -> StatefulResources:
             partition_key=LOCK_TABLE_PARTITION_KEY,
             ttl_attribute=LOCK_TABLE_TTL_ATTRIBUTE,
             point_in_time_recovery=config.point_in_time_recovery,
-            # The tracker finds an email's record by the SES message id Mark Sent wrote.  Only the key
-            # is projected (the tracker needs nothing else), and only sent records have a messageId, so
-            # the index stays as small as the number of sent emails.
-            indexes=(IndexSpec(MESSAGE_ID_INDEX, MESSAGE_ID_ATTRIBUTE),) if config.delivery_tracking else (),
+            # The tracker finds an email's record by the SES message id Mark Sent wrote; an operator
+            # finds a mail key's emails by the mail key.  Only keys are projected (both read the record
+            # itself next), and only lock records carry either attribute (not the notes, the tracker's
+            # index items or the send-rate counters), so each index is as small as the emails it serves.
+            indexes=(
+                IndexSpec(MAIL_KEY_INDEX, MAIL_KEY_ATTRIBUTE),
+                *((IndexSpec(MESSAGE_ID_INDEX, MESSAGE_ID_ATTRIBUTE),) if config.delivery_tracking else ()),
+            ),
         ),
         attachments_bucket=BucketSpec(
             lifecycle_rules=(

@@ -3,7 +3,8 @@
     stepmail send --to jane@example.com --subject Hi --body "Hello" [--html page.html] [--attach f.pdf]...
     stepmail schema                      # the message format as JSON Schema
     stepmail cost [--batch-size 10] ...  # dollars per 1M emails, this design vs the original
-    stepmail dlq list | dlq redrive (--mail-key K | --all) [--dry-run]   # the dead-letter queue
+    stepmail dlq list | dlq redrive (--mail-key K | --all) [--dry-run] [--wait-seconds S]  # the DLQ;
+                                         # exit 3 when another reader held letters it could not see
     stepmail status MAILKEY [--to ADDR]... [--json]                     # what happened to an email
     stepmail template render NAME --data FILE                           # preview a template
     stepmail local serve [--port 4750]   # the local twin, until Ctrl-C       (registered by the twin)
@@ -97,6 +98,7 @@ def _add_operate_commands(commands: Any) -> None:
     )
     dlq_list = dlq.add_parser("list", help="each dead-lettered message with its reason")
     dlq_list.add_argument("--json", action="store_true")
+    _add_wait_argument(dlq_list)
     _add_deployment_arguments(dlq_list)
     dlq_list.set_defaults(run=_dlq_list)
     dlq_redrive = dlq.add_parser("redrive", help="re-validate messages and send them back to the queue")
@@ -105,6 +107,7 @@ def _add_operate_commands(commands: Any) -> None:
     which.add_argument("--all", action="store_true")
     dlq_redrive.add_argument("--dry-run", action="store_true", help="show what would be redriven")
     dlq_redrive.add_argument("--json", action="store_true")
+    _add_wait_argument(dlq_redrive)
     _add_deployment_arguments(dlq_redrive)
     dlq_redrive.set_defaults(run=_dlq_redrive)
 
@@ -116,6 +119,19 @@ def _add_operate_commands(commands: Any) -> None:
     status.add_argument("--json", action="store_true")
     _add_deployment_arguments(status)
     status.set_defaults(run=_status)
+
+
+def _add_wait_argument(parser: argparse.ArgumentParser) -> None:
+    from producer.dead_letters import DEFAULT_WAIT_SECONDS
+
+    parser.add_argument(
+        "--wait-seconds",
+        type=float,
+        default=DEFAULT_WAIT_SECONDS,
+        metavar="S",
+        help="how long to wait for letters another reader holds (the console, another dlq command); "
+        f"default {DEFAULT_WAIT_SECONDS:g}",
+    )
 
 
 def _add_template_commands(commands: Any) -> None:
@@ -239,13 +255,18 @@ def _cost(args: argparse.Namespace) -> int:
 
 
 def _dlq_list(args: argparse.Namespace) -> int:
-    from producer.dead_letters import list_dead_letters
+    from producer.dead_letters import read_dead_letter_queue
     from producer.render import render_letters
 
     deployment = _deployment(args)
-    letters = list_dead_letters(deployment.client("sqs"), deployment.dlq_url)
-    print(json.dumps([letter.summary() for letter in letters]) if args.json else render_letters(letters))
-    return 0
+    listing = read_dead_letter_queue(
+        deployment.client("sqs"),
+        deployment.dlq_url,
+        history=_delivery_history(deployment),
+        wait_seconds=args.wait_seconds,
+    )
+    print(json.dumps(listing.summary()) if args.json else render_letters(listing.letters))
+    return _accounted(listing.tally, args.json)
 
 
 def _dlq_redrive(args: argparse.Namespace) -> int:
@@ -268,9 +289,36 @@ def _dlq_redrive(args: argparse.Namespace) -> int:
         all=args.all,
         dry_run=args.dry_run,
         policy=policy,
+        history=_delivery_history(deployment),
+        wait_seconds=args.wait_seconds,
     )
     print(json.dumps(report.summary()) if args.json else render_redrive(report))
-    return 0
+    return _accounted(report.tally, args.json)
+
+
+#: The exit status of a dlq command that could not see every letter (another reader held some).
+EXIT_LETTERS_UNSEEN = 3
+
+
+def _accounted(tally: Any, as_json: bool) -> int:
+    """0 when every letter was seen; else the line that says how many were not, and a non-zero exit."""
+    if not as_json:
+        print(tally.line())
+    if tally.complete:
+        return 0
+    print(f"stepmail: {tally.unseen} letter(s) in flight elsewhere: run again", file=sys.stderr)
+    return EXIT_LETTERS_UNSEEN
+
+
+def _delivery_history(deployment: Any) -> Any:
+    from producer.dead_letters import DeliveryHistory
+
+    return DeliveryHistory.of(
+        deployment.client("sqs"),
+        deployment.client("dynamodb"),
+        queue_url=deployment.queue_url,
+        table=deployment.table,
+    )
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -285,6 +333,7 @@ def _status(args: argparse.Namespace) -> int:
         dlq_url=deployment.dlq_url,
         mail_key=args.mail_key,
         recipients=args.to or None,
+        history=_delivery_history(deployment),
     )
     print(json.dumps([record.summary() for record in records]) if args.json else render_status(records))
     return 0

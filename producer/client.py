@@ -11,31 +11,44 @@ Works the same against a deployed stack (its outputs) and the local twin (its in
         attachments={"invoice.pdf": Path("invoice.pdf")},
     )
 
-The message is validated locally first (the same model the starter uses), so a producer learns about
-a malformed message at once instead of finding it in the dead-letter queue.
+The message is validated locally first, by the starter's own strict reading of the body it will
+enqueue (:func:`stepmail.core.message.parse_document` then ``validate_message``), so a producer learns
+about a malformed message at once instead of finding it in the dead-letter queue.
 """
 
 from __future__ import annotations
 
-import json
 import mimetypes
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from producer.deployment import Deployment
-from stepmail.core.errors import InvalidMessageError
-from stepmail.core.message import MailMessage, check_attachment_name, describe_validation_error
+from stepmail.core.message import (
+    MailMessage,
+    check_attachment_name,
+    message_body,
+    parse_document,
+    validate_message,
+)
 
 
 def validate(message: Mapping[str, Any]) -> MailMessage:
-    """Validate a message as the starter will (sender identities excepted: only the stack knows them)."""
-    try:
-        return MailMessage.model_validate(dict(message))
-    except ValidationError as error:
-        raise InvalidMessageError(describe_validation_error(error)) from None
+    """Validate a message as the starter will (sender identities excepted: only the stack knows them).
+
+    Raises
+    ------
+    InvalidMessageError
+        With the starter's reason.
+    """
+    return prepare(message)[0]
+
+
+def prepare(message: Mapping[str, Any]) -> tuple[MailMessage, str]:
+    """The message validated and the exact body to enqueue: the body the starter will read, read the
+    starter's way (size, JSON, surrogates, then the contract)."""
+    body = message_body(message)
+    return validate_message(parse_document(body)), body
 
 
 class StepmailClient:
@@ -60,10 +73,10 @@ class StepmailClient:
         body["attachedFileKeys"] = listed + [name for name in attachments if name not in listed]
         if not body["attachedFileKeys"]:
             del body["attachedFileKeys"]
-        parsed = validate(body)
+        parsed, text = prepare(body)
         for name, content in attachments.items():
             self.upload(parsed.mail_key, check_attachment_name(name), content)
-        response = self._sqs.send_message(QueueUrl=self.deployment.queue_url, MessageBody=json.dumps(body))
+        response = self._sqs.send_message(QueueUrl=self.deployment.queue_url, MessageBody=text)
         return str(response["MessageId"])
 
     def upload(self, mail_key: str, name: str, content: Path | bytes) -> None:

@@ -429,7 +429,9 @@ def stepmail_bill(workload: Workload, prices: Prices | None = None) -> Bill:
         sqs_term(workload, prices),
         starter_term(workload, prices),
         *express_terms(workload, prices),
-        Term("DynamoDB", 2 * prices.dynamodb_per_write * EMAILS),  # Acquire Lock + Mark Sent
+        # Acquire Lock, its entry in the byMailKey index (keys only: Mark Sent changes no key, so it
+        # writes no index entry), Mark Sent
+        Term("DynamoDB", 3 * prices.dynamodb_per_write * EMAILS),
         Term("Pacing (DynamoDB)", workload.pacing_writes_per_email * prices.dynamodb_per_write * EMAILS),
         Term("S3 GET/HEAD", 2 * workload.attachments * prices.s3_per_get * EMAILS),  # HEAD + GET
         sender_term(workload, prices),
@@ -511,9 +513,10 @@ def tracking_terms(workload: Workload, prices: Prices) -> list[Term]:
 
 
 def storage_gb_months(workload: Workload) -> float:
-    """GB-months per email of the lock table: the record (and its index entry and index item when
-    tracking) kept for the dedup window; DynamoDB adds 100 bytes per item and per index entry."""
-    items_kb = workload.item_kb + 0.1
+    """GB-months per email of the lock table: the record, its byMailKey index entry (and its
+    byMessageId entry and index item when tracking) kept for the dedup window; DynamoDB adds 100 bytes
+    per item and per index entry."""
+    items_kb = workload.item_kb + 0.1 + 0.15  # the record; its byMailKey entry (keys and 100 B)
     if workload.delivery_tracking:
         items_kb += 0.2 + 0.25  # the byMessageId entry; the msg#<id> index item (each with its 100 B)
     return float(items_kb / 1024**2 * _deployed("dedup_window_seconds") / 86_400 / 30)

@@ -13,14 +13,16 @@ def render_letters(letters: list[DeadLetter]) -> str:
     """A readable table of dead letters."""
     if not letters:
         return "the dead-letter queue is empty"
-    rows = [("FAILED AT", "SOURCE", "MAIL KEY", "RECIPIENTS", "REDRIVES", "REASON")]
+    rows = [("FAILED AT", "SOURCE", "MAIL KEY", "RECIPIENTS", "DELIVERIES", "REDRIVES", "COPIES", "REASON")]
     rows += [
         (
             letter.failed_at or "-",
             letter.source,
             letter.mail_key or "-",
             ", ".join(letter.recipients) or "-",
+            str(letter.deliveries) if letter.deliveries is not None else "-",
             str(letter.redrive_count),
+            str(letter.copies),
             letter.reason,
         )
         for letter in letters
@@ -36,6 +38,17 @@ def render_redrive(report: RedriveReport) -> str:
         for item in report.redriven
     ]
     lines += [f"  kept {item.letter.mail_key or '-'}: {item.reason}" for item in report.kept]
+    removed = "would delete" if report.dry_run else "deleted"
+    lines += [
+        f"  {removed} an extra copy of {letter.mail_key or '-'} (queue message {letter.original_message_id})"
+        for letter in report.copies
+    ]
+    lines += [
+        f"  left {letter.mail_key or '-'}: dead-lettered again after this redrive began ({letter.reason})"
+        for letter in report.returned
+    ]
+    if report.other_keys:
+        lines.append(f"  left {report.other_keys} letter(s) not asked for")
     return "\n".join(lines)
 
 

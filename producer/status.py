@@ -11,7 +11,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from producer.dead_letters import DeadLetter, camel_fields, list_dead_letters
+from infra.resources import MAIL_KEY_ATTRIBUTE, MAIL_KEY_INDEX
+from producer.dead_letters import DeadLetter, DeliveryHistory, camel_fields, list_dead_letters
 from stepmail.core.addresses import parse_mailbox
 from stepmail.core.lock import lock_key
 
@@ -58,16 +59,17 @@ def email_status(
     dlq_url: str,
     mail_key: str,
     recipients: Iterable[str] | None = None,
+    history: DeliveryHistory | None = None,
 ) -> list[EmailStatus]:
     """What happened to the emails of ``mail_key`` (to exactly ``recipients`` when given).
 
-    Without recipients every email of the mail key is found by scanning the lock table for keys
-    starting ``<mailKey>#`` (fine for an operator; the cost grows with the table).  An email known
-    only from the dead-letter queue is shown too; one asked for and found nowhere shows as unknown.
+    Without recipients every email of the mail key is found through the lock table's mail-key index
+    (a Query: its cost follows the mail key's emails, not the table).  An email known only from the
+    dead-letter queue is shown too; one asked for and found nowhere shows as unknown.
     """
     wanted = _wanted_lock_key(mail_key, recipients)
     records = _lock_records(dynamodb, table, mail_key, wanted)
-    letters = _dead_letters_of(list_dead_letters(sqs, dlq_url), mail_key, wanted)
+    letters = _dead_letters_of(list_dead_letters(sqs, dlq_url, history=history), mail_key, wanted)
     return [
         _status(
             mail_key, key, records.get(key or ""), [letter for letter in letters if letter.lock_key == key]
@@ -84,24 +86,33 @@ def _wanted_lock_key(mail_key: str, recipients: Iterable[str] | None) -> str | N
 
 def _lock_records(dynamodb: Any, table: str, mail_key: str, wanted: str | None) -> dict[str, Item]:
     """The lock records of the email asked for, or of every email of the mail key, by lock key."""
-    if wanted:
-        found = dynamodb.get_item(TableName=table, Key={"pk": {"S": wanted}}, ConsistentRead=True)
-        items = [found["Item"]] if "Item" in found else []
-    else:
-        items = list(_scan_locks(dynamodb, table, mail_key))
-    return {item["pk"]["S"]: item for item in items}
+    keys = [wanted] if wanted else list(_lock_keys_of(dynamodb, table, mail_key))
+    items = [_record(dynamodb, table, key) for key in keys]
+    return {item["pk"]["S"]: item for item in items if item}
 
 
-def _scan_locks(dynamodb: Any, table: str, mail_key: str) -> Iterator[Item]:
-    pages = dynamodb.get_paginator("scan").paginate(
+def _lock_keys_of(dynamodb: Any, table: str, mail_key: str) -> Iterator[str]:
+    """The lock keys of the mail key's records, from the index (it projects keys only)."""
+    pages = dynamodb.get_paginator("query").paginate(
         TableName=table,
-        # mailKey too: the tracker's index items (pk "msg#<id>") must not pass for mail key "msg".
-        FilterExpression="begins_with(pk, :prefix) AND mailKey = :mailKey",
-        ExpressionAttributeValues={":prefix": {"S": f"{mail_key}#"}, ":mailKey": {"S": mail_key}},
-        ConsistentRead=True,
+        IndexName=MAIL_KEY_INDEX,
+        KeyConditionExpression="#mailKey = :mailKey",
+        ExpressionAttributeNames={"#mailKey": MAIL_KEY_ATTRIBUTE},
+        ExpressionAttributeValues={":mailKey": {"S": mail_key}},
     )
     for page in pages:
-        yield from page.get("Items", [])
+        for item in page.get("Items", []):
+            key = str(item["pk"]["S"])
+            if key.startswith(f"{mail_key}#"):  # a lock key: <mailKey>#<digest>
+                yield key
+
+
+def _record(dynamodb: Any, table: str, key: str) -> Item | None:
+    """The record itself, read consistently (the index is eventually consistent and holds keys only)."""
+    found: Item | None = dynamodb.get_item(TableName=table, Key={"pk": {"S": key}}, ConsistentRead=True).get(
+        "Item"
+    )
+    return found
 
 
 def _dead_letters_of(letters: list[DeadLetter], mail_key: str, wanted: str | None) -> list[DeadLetter]:

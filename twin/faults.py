@@ -21,6 +21,9 @@ dynamodb.read     throttle, error5xx, slow   (GetItem: Read Lock; slow: answered
 dynamodb.mark     throttle, error5xx   (UpdateItem: Mark Sent)
 dynamodb.release  throttle, error5xx   (DeleteItem: Release Lock)
 sender            crash, hang          (the sender Lambda dies before / while sending)
+                  bloat, malformed     (it answers, without sending, an output over 256 KiB / one
+                                        without the messageId the ASL reads: the run fails with
+                                        States.DataLimitExceeded / States.Runtime, which no Catch sees)
 starter           crash, double, die   (the starter dies mid-batch, half its runs started / the same
                                         batch reaches two starters at once / it dies before handling
                                         any record, as a timed-out or out-of-memory invocation does)
@@ -51,7 +54,7 @@ EFFECTS: dict[str, frozenset[str]] = {
     "dynamodb.mark": frozenset({"throttle", "error5xx"}),
     "dynamodb.pace": frozenset({"throttle", "error5xx"}),
     "dynamodb.release": frozenset({"throttle", "error5xx"}),
-    "sender": frozenset({"crash", "hang"}),
+    "sender": frozenset({"crash", "hang", "bloat", "malformed"}),
     "starter": frozenset({"crash", "double", "die"}),
 }
 
@@ -204,6 +207,8 @@ class FaultInjector:
     def around_sender(self, function: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
         def sender(payload: dict[str, Any]) -> Any:
             fault = self.fire("sender", json.dumps(payload.get("message", {})))
+            if fault is not None and fault.effect in _SENDER_ANSWERS:
+                return _SENDER_ANSWERS[fault.effect]
             if fault is not None and fault.effect == "hang":
                 time.sleep(fault.delay or 30)  # past the task's timeout: the run has moved on
             if fault is not None:
@@ -234,6 +239,14 @@ class FaultInjector:
             raise StarterCrashError("injected: the starter died mid-batch")
 
         return starter
+
+
+#: What a faulty sender answers instead of sending: a result over Step Functions' 256 KiB, and one
+#: without the ``messageId`` that Render And Send's ResultSelector reads.
+_SENDER_ANSWERS: dict[str, dict[str, Any]] = {
+    "bloat": {"messageId": "injected-bloat", "padding": "x" * 262_144},
+    "malformed": {"injected": "malformed"},
+}
 
 
 def _point_of(environ: dict[str, Any]) -> str | None:

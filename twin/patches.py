@@ -23,7 +23,9 @@ exactly because these are internals, and the integration tests are what catch an
     error carries a ``Cause``.  The tests run the affected paths under each.
 11. ``lambda:invoke`` can fail in the Lambda service itself (``Lambda.ClientExecutionTimeoutException``...),
     not in the function: a :class:`LambdaServiceFault` raised by a function hook becomes that error.
-12. DynamoDB writes are atomic per item on AWS; moto's check-then-write (a condition, an ``ADD``) can
+12. ``States.ALL`` matches every error; on AWS it does not match ``States.DataLimitExceeded`` nor
+    ``States.Runtime`` (terminal: no Retry or Catch on ``States.ALL`` sees them, the run fails).
+13. DynamoDB writes are atomic per item on AWS; moto's check-then-write (a condition, an ``ADD``) can
     interleave between the server's threads, losing one of two concurrent ``ADD``s to a pacing
     counter (or passing two conditions at once): serialize moto's item writes.
 """
@@ -163,6 +165,7 @@ def install(hooks: InterpreterHooks) -> None:
         _patch_dynamodb_error_names()
         _patch_payload_size()
         _patch_missing_causes()
+        _patch_terminal_errors()
         _patch_atomic_item_writes()
         speedups.install()  # parse each definition once (twin/speedups.py)
 
@@ -426,11 +429,38 @@ def _patch_missing_causes() -> None:
     catcher_decl.CatcherOutput.__init__ = __init__  # type: ignore[method-assign]
 
 
+# ---------------------------------------------------------------------------- 12. terminal errors
+def _patch_terminal_errors() -> None:
+    from moto.stepfunctions.parser.asl.component.common.error_name.error_equals_decl import ErrorEqualsDecl
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+        StatesErrorNameType,
+    )
+
+    terminal = {StatesErrorNameType.StatesStatesDataLimitExceeded, StatesErrorNameType.StatesRuntime}
+    states_all = StatesErrorName(typ=StatesErrorNameType.StatesALL)
+    original = ErrorEqualsDecl._eval_body
+
+    def _eval_body(self: Any, env: Any) -> None:
+        error_name = env.stack[-1]
+        if (
+            isinstance(error_name, StatesErrorName)
+            and error_name.typ in terminal
+            and states_all in self.error_names
+        ):
+            env.stack.pop()
+            env.stack.append(False)  # only an ErrorEquals naming it could match, and it is not States.ALL
+            return
+        original(self, env)
+
+    ErrorEqualsDecl._eval_body = _eval_body  # type: ignore[method-assign]
+
+
 def _compact(value: Any, encoder: type[json.JSONEncoder]) -> str:
     return json.dumps(value, cls=encoder, ensure_ascii=False, separators=(",", ":"))
 
 
-# ----------------------------------------------------------------------- 12. atomic item writes
+# ----------------------------------------------------------------------- 13. atomic item writes
 _item_writes = threading.RLock()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,21 @@ MISSING = {
     "attachedFileKeys": ["invoice.pdf"],
 }
 RETRIED = {"mailKey": "retry-3", "to": ["carol@example.org"], "subject": "Later", "body": "Once more."}
+
+
+def page_token(console: str) -> str:
+    """The token the page was served with (only a page loaded from the twin's own address has it)."""
+    match = re.search(
+        r'name="stepmail-console-token" content="([^"]+)"', requests.get(console, timeout=10).text
+    )
+    assert match is not None, "the page carries no token"
+    return match.group(1)
+
+
+def post_as_the_page(console: str, path: str, body: Any) -> requests.Response:
+    """A POST as the console's own page sends it: its origin, JSON, and its token."""
+    headers = {"Origin": console.removesuffix("/console"), "X-Stepmail-Token": page_token(console)}
+    return requests.post(f"{console}/api{path}", json=body, headers=headers, timeout=30)
 
 
 @dataclass

@@ -9,7 +9,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from tests.console.conftest import MISSING, TERMS, WELCOME, Scenario
+from tests.console.conftest import MISSING, TERMS, WELCOME, Scenario, page_token
 from twin.console.graph import END, START, build_graph, cluster_id
 
 ASL = json.loads((Path(__file__).parents[2] / "statemachine" / "stepmail.asl.json").read_text())
@@ -244,9 +244,11 @@ def test_outbox_html_is_sandboxed_and_attachments_download(scenario: Scenario) -
 # ---------------------------------------------------------------------------- the DLQ
 def test_dlq_lists_each_message_with_its_reason(scenario: Scenario) -> None:
     # Given the dead-lettered invoice
-    # When the console lists the DLQ (twice: reading it must not consume it)
+    # When the console lists the DLQ (three times: reading it must not consume it or change it)
+    first = scenario.api("/dlq")
     scenario.api("/dlq")
-    (letter,) = scenario.api("/dlq")["messages"]
+    listing = scenario.api("/dlq")
+    (letter,) = listing["messages"]
 
     # Then the letter names its mail key, its source, the error and the run that failed
     assert letter["mailKey"] == "invoice-2"
@@ -254,3 +256,100 @@ def test_dlq_lists_each_message_with_its_reason(scenario: Scenario) -> None:
     assert letter["error"] == "AttachmentMissingError" and "invoice.pdf was not found" in letter["reason"]
     assert letter["executionArn"] == scenario.run_of("invoice-2", "dead-lettered")["executionArn"]
     assert letter["original"]["subject"] == MISSING["subject"]
+    # And the delivery count is the letter's own, the same at every read; every letter was seen
+    assert letter["deliveries"] == 1 and first["messages"] == listing["messages"]
+    assert (listing["heldAtStart"], listing["seen"], listing["unseen"]) == (1, 1, 0)
+
+
+# ---------------------------------------------------------------------------- who may drive it
+def _token(scenario: Scenario) -> str:
+    token = page_token(scenario.console)
+    assert token != "__STEPMAIL_CONSOLE_TOKEN__"
+    return token
+
+
+def _origin(scenario: Scenario) -> str:
+    return scenario.console.removesuffix("/console")
+
+
+def _dlq_count(scenario: Scenario) -> int:
+    return len(scenario.api("/dlq")["messages"])
+
+
+def test_the_page_itself_sends_a_redrive_that_names_nothing_and_is_told_why(scenario: Scenario) -> None:
+    # Given the console's own page (its origin, its token) asking for a redrive without a selection
+    headers = {"Origin": _origin(scenario), "X-Stepmail-Token": _token(scenario)}
+    response = requests.post(f"{scenario.console}/api/dlq/redrive", json={}, headers=headers, timeout=30)
+
+    # Then it is a 400 that says how to name the letters, and the DLQ is as it was
+    assert response.status_code == 400
+    assert '{"all": true}' in response.json()["message"]
+    assert _dlq_count(scenario) == 1
+
+
+@pytest.mark.parametrize(
+    ("case", "change"),
+    [
+        ("cross-origin", {"headers": {"Origin": "http://evil.example"}}),
+        ("another loopback port", {"headers": {"Origin": "http://127.0.0.1:1"}}),
+        ("no origin", {"headers": {"Origin": None}}),
+        ("text/plain", {"headers": {"Content-Type": "text/plain"}}),
+        ("form", {"headers": {"Content-Type": "application/x-www-form-urlencoded"}}),
+        ("missing token", {"headers": {"X-Stepmail-Token": None}}),
+        ("wrong token", {"headers": {"X-Stepmail-Token": "guessed"}}),
+        ("rebinding host", {"headers": {"Host": "attacker.example:4750"}}),
+    ],
+)
+def test_a_redrive_not_sent_by_the_page_is_refused(scenario: Scenario, case: str, change: dict) -> None:
+    # Given a redrive of everything that the page would send (its origin, JSON, its token)...
+    headers: dict[str, str | None] = {
+        "Origin": _origin(scenario),
+        "Content-Type": "application/json",
+        "X-Stepmail-Token": _token(scenario),
+    }
+    # ...with one thing changed
+    headers.update(change["headers"])
+    sent = {name: value for name, value in headers.items() if value is not None}
+
+    # When it is posted
+    response = requests.post(
+        f"{scenario.console}/api/dlq/redrive", data='{"all": true}', headers=sent, timeout=30
+    )
+
+    # Then it is refused with a 403 and a reason, and the dead letter is still there
+    assert response.status_code == 403, case
+    assert response.json()["error"] == "Forbidden" and response.json()["message"]
+    assert _dlq_count(scenario) == 1
+
+
+def test_a_dns_rebinding_page_cannot_read_the_outbox_or_the_page(scenario: Scenario) -> None:
+    # Given a page whose host name was rebound to 127.0.0.1: its requests name its own host
+    port = _origin(scenario).rsplit(":", 1)[1]
+    foreign = {"Host": f"rebind.attacker.example:{port}"}
+
+    # When it reads the outbox, an email, or the page (with its token)
+    outbox = requests.get(f"{scenario.console}/api/outbox", headers=foreign, timeout=10)
+    page = requests.get(scenario.console, headers=foreign, timeout=10)
+
+    # Then every read is refused; the twin's own names for itself are answered
+    assert outbox.status_code == page.status_code == 403
+    assert "stepmail-console-token" not in page.text
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}"):
+        assert requests.get(f"{scenario.console}/api/outbox", headers={"Host": host}, timeout=10).ok
+    other_port = {"Host": f"127.0.0.1:{int(port) + 1}"}
+    assert requests.get(f"{scenario.console}/api/outbox", headers=other_port, timeout=10).status_code == 403
+
+
+def test_a_cross_origin_read_is_refused(scenario: Scenario) -> None:
+    # When a page of another origin fetches the outbox (a browser names it in Origin)
+    response = requests.get(
+        f"{scenario.console}/api/outbox", headers={"Origin": "http://127.0.0.1:9"}, timeout=10
+    )
+    # Then it is refused, and no CORS header would let the browser show it anyway
+    assert response.status_code == 403
+    assert "Access-Control-Allow-Origin" not in response.headers
+
+
+def test_the_page_is_not_cached_or_framed(scenario: Scenario) -> None:
+    page = requests.get(scenario.console, timeout=10)
+    assert page.headers["Cache-Control"] == "no-store" and page.headers["X-Frame-Options"] == "DENY"

@@ -6,7 +6,9 @@ screenshots under ``test-artifacts/console/``.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -168,6 +170,76 @@ def test_outbox_renders_the_email(scenario: Scenario, page: Page) -> None:
     # Then it is the file that was attached
     assert Path(download.value.path()).read_bytes() == TERMS
     assert download.value.suggested_filename == "terms.txt"
+
+
+ATTACK = """<!doctype html><html><body><script>
+window.results = {};
+const target = "%(console)s/api/dlq/redrive";
+const all = JSON.stringify({ all: true });
+// As JSON (the browser asks first: a preflight), then as a "simple" text/plain request (no preflight).
+fetch(target, { method: "POST", headers: { "Content-Type": "application/json" }, body: all })
+  .then((r) => { results.json = r.status; }, (e) => { results.json = "blocked"; })
+  .then(() => fetch(target, { method: "POST", mode: "no-cors", body: all,
+                              headers: { "Content-Type": "text/plain" } }))
+  .then((r) => { results.plain = r.type; }, (e) => { results.plain = "blocked"; })
+  .then(() => fetch("%(console)s/api/outbox"))
+  .then((r) => { results.outbox = r.status; }, (e) => { results.outbox = "blocked"; })
+  .finally(() => { results.done = true; });
+</script></body></html>"""
+
+
+@pytest.fixture
+def other_origin(scenario: Scenario) -> Iterator[str]:
+    """A page on another loopback port: another origin, as any site open in the browser is."""
+    html = (ATTACK % {"console": scenario.console}).encode()
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(html)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_page_of_another_origin_cannot_redrive_or_read(
+    scenario: Scenario, page: Page, other_origin: str
+) -> None:
+    # Given the dead-lettered invoice, and a page of another origin open in the same browser
+    statuses: list[tuple[str, str, int]] = []
+    page.on("response", lambda r: statuses.append((r.request.method, r.url, r.status)))
+
+    # When that page posts a redrive of everything (as JSON, and as text/plain) and reads the outbox
+    page.goto(other_origin)
+    page.wait_for_function("window.results && window.results.done")
+    results = page.evaluate("window.results")
+
+    # Then the browser got nothing: the JSON POST and the read failed (the twin refuses the preflight
+    # and sends no CORS header), and the simple text/plain POST, which needs no preflight, was a 403
+    assert results["json"] == "blocked" and results["outbox"] == "blocked"
+    answered = [(method, status) for method, url, status in statuses if url.startswith(scenario.console)]
+    assert answered == [("POST", 403)]
+    # And the letter is still in the DLQ
+    assert len(scenario.api("/dlq")["messages"]) == 1
+
+    # When the console's own page sends a redrive naming no letter that exists
+    page.goto(f"{scenario.console}#/dlq")
+    expect(page.locator('#dlq tr[data-mail-key="invoice-2"]')).to_have_count(1)
+    answer = page.evaluate("postJson('/dlq/redrive', { letters: ['no-such-letter'] }).then((r) => r.json())")
+
+    # Then it passes the guard (its origin, JSON, its token) and redrives nothing
+    assert answer["redriven"]["redriven"] == [] and answer["redriven"]["otherKeys"] == 1
 
 
 def test_dlq_lists_and_redrives(scenario: Scenario, page: Page) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import requests
 
-from tests.console.conftest import MISSING
+from tests.console.conftest import MISSING, post_as_the_page
 from tests.integration.conftest import Harness
 
 
@@ -31,9 +31,10 @@ def test_redrive_sends_a_fixed_message_again(make_twin: Callable[..., Harness]) 
     harness.wait_for(harness.send(MISSING))
     harness.s3.put_object(Bucket=harness.info.bucket, Key="invoice-2/invoice.pdf", Body=b"%PDF-1.7")
 
-    # When the console's redrive button is pressed for that mail key
-    response = requests.post(
-        f"{harness.twin.console_url}/api/dlq/redrive", json={"mailKey": "invoice-2"}, timeout=30
+    # When the console's redrive button is pressed for that letter
+    (letter,) = requests.get(f"{harness.twin.console_url}/api/dlq", timeout=30).json()["messages"]
+    response = post_as_the_page(
+        harness.twin.console_url, "/dlq/redrive", {"letters": [letter["originalMessageId"]]}
     )
 
     # Then the message leaves the DLQ and the email is sent
@@ -42,3 +43,19 @@ def test_redrive_sends_a_fixed_message_again(make_twin: Callable[..., Harness]) 
     harness.idle()
     assert [email.to for email in harness.emails] == [["bob@example.org"]]
     assert harness.dead_letters() == []
+
+
+def test_dlq_pages_through_every_letter(make_twin: Callable[..., Harness]) -> None:
+    # Given 13 invalid messages in the DLQ (more than one receive returns)
+    harness = make_twin()
+    harness.wait_for(*[harness.send_raw(f'{{"mailKey": "bad-{index}"}}') for index in range(13)])
+
+    # When the console lists the DLQ, twice
+    url = f"{harness.twin.console_url}/api/dlq"
+    first, second = (requests.get(url, timeout=30).json() for _ in range(2))
+
+    # Then every letter is shown each time, with the deliveries it had (reading does not change them)
+    assert sorted(letter["mailKey"] for letter in second["messages"]) == sorted(f"bad-{i}" for i in range(13))
+    assert (second["heldAtStart"], second["seen"], second["unseen"]) == (13, 13, 0)
+    assert {letter["deliveries"] for letter in first["messages"] + second["messages"]} == {1}
+    assert first["messages"] == second["messages"]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from aws_cdk.assertions import Match
 
+from infra.resources import MAIL_KEY_INDEX
 from tests.infrastructure.synth import Synthesized
 
 
@@ -21,6 +25,24 @@ def test_lock_table_is_on_demand_keyed_by_pk_with_ttl_and_encryption(synthesized
     assert properties["PointInTimeRecoverySpecification"] == {
         "PointInTimeRecoveryEnabled": synthesized.config.point_in_time_recovery
     }
+
+
+def test_lock_table_has_a_keys_only_index_on_the_mail_key(synthesized: Synthesized) -> None:
+    # Given the lock table and the state machine's Acquire Lock item (the lock record it writes)
+    table = synthesized.resource(synthesized.stack.storage.lock_table)["Properties"]
+    asl = json.loads((Path(__file__).parents[2] / "statemachine" / "stepmail.asl.json").read_text())
+    item = asl["States"]["Acquire Lock"]["Parameters"]["Item"]
+
+    # Then `stepmail status MAILKEY` has a key to Query: every lock record carries its mail key, and
+    # the table indexes it, projecting only the lock key (status reads the record itself next)
+    assert item["mailKey"] == {"S.$": "$.message.mailKey"}
+    (index,) = [index for index in table["GlobalSecondaryIndexes"] if index["IndexName"] == MAIL_KEY_INDEX]
+    assert index == {
+        "IndexName": MAIL_KEY_INDEX,
+        "KeySchema": [{"AttributeName": "mailKey", "KeyType": "HASH"}],
+        "Projection": {"ProjectionType": "KEYS_ONLY"},
+    }
+    assert {"AttributeName": "mailKey", "AttributeType": "S"} in table["AttributeDefinitions"]
 
 
 def test_lock_table_and_buckets_survive_a_stack_deletion(synthesized: Synthesized) -> None:

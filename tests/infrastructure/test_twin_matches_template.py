@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 
 from infra.config import StepmailConfig
+from infra.resources import MAIL_KEY_INDEX
+from stepmail.core.tracking import MESSAGE_ID_INDEX
 from tests.infrastructure.synth import Synthesized
 from twin.twin import LocalTwin
 
@@ -110,7 +112,8 @@ def test_the_twins_lock_table_is_the_templates(pair: tuple[Synthesized, LocalTwi
         for index in table.get("GlobalSecondaryIndexes", [])
     ]
     assert indexes == declared.get("GlobalSecondaryIndexes", [])
-    assert bool(indexes) == synthesized.config.delivery_tracking
+    names = {index["IndexName"] for index in indexes}
+    assert names == {MAIL_KEY_INDEX} | ({MESSAGE_ID_INDEX} if synthesized.config.delivery_tracking else set())
 
 
 def test_the_twins_attachments_bucket_is_the_templates(pair: tuple[Synthesized, LocalTwin]) -> None:

@@ -92,7 +92,7 @@ def test_every_term_is_priced_from_the_published_prices() -> None:
     assert bill.dollars("Express duration") == pytest.approx(
         64 / 1024 * prices.express_per_gb_second * EMAILS
     )
-    assert bill.dollars("DynamoDB") == pytest.approx(2 * 0.625)
+    assert bill.dollars("DynamoDB") == pytest.approx(3 * 0.625)  # lock, its byMailKey entry, Mark Sent
     assert bill.dollars("Pacing (DynamoDB)") == 0
     assert bill.dollars("S3 GET/HEAD") == pytest.approx(2 * 0.40)
     assert bill.dollars("Sender Lambda") == pytest.approx(0.20 + prices.lambda_per_gb_second * EMAILS)

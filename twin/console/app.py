@@ -4,18 +4,25 @@ Mounted in front of moto's application (:func:`middleware`), so the AWS endpoint
 share the twin's one loopback port: ``/console`` is the page, ``/console/api/...`` the API, anything
 else goes to moto.  The API reads the twin in process: moto's Step Functions backend for runs and
 their history, ``twin.ses.sent`` for the outbox, the DLQ through SQS.
+
+Only its user can drive it (:class:`Guard`): every request must name the twin's own loopback address
+and port as its ``Host`` (a DNS-rebinding page names its own host), a request carrying an ``Origin``
+must come from the console's own origin, and a state-changing request must also be JSON and carry the
+token the page was served with (a page of another origin can read neither the page nor the token).
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import mimetypes
+import secrets
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
-from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
@@ -43,6 +50,12 @@ PREFIX = "/console"
 STATIC = Path(__file__).parent / "static"
 #: The email's HTML runs in a sandboxed frame: no scripts, no network, no same-origin access.
 _HTML_POLICY = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+#: The header a state-changing request carries the page's token in (a custom header: no form can send it).
+TOKEN_HEADER = "X-Stepmail-Token"  # noqa: S105 - a header name, not a secret
+#: Where index.html receives the token.
+_TOKEN_PLACEHOLDER = b"__STEPMAIL_CONSOLE_TOKEN__"
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
+_SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 _ROUTES = Map(
     [
@@ -80,15 +93,57 @@ def middleware(twin: ConsoleSource) -> Callable[[Any], Any]:
     return layer
 
 
+class Guard:
+    """Who may use the console: its own page, on the twin's own loopback address and port.
+
+    Parameters
+    ----------
+    token
+        The secret the page is served with and sends back on every state-changing request.
+    """
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def check(self, request: Request) -> None:
+        """Refuse (403) a request the console's own page did not send.
+
+        Raises
+        ------
+        Forbidden
+            A foreign ``Host`` (DNS rebinding), a foreign ``Origin``, or a state-changing request that
+            is not JSON or lacks the page's token.
+        """
+        port = request.environ.get("SERVER_PORT", "")
+        hosts = {f"{name}:{port}" for name in _LOOPBACK_HOSTS}
+        host = request.headers.get("Host", "")
+        if host not in hosts:
+            raise Forbidden(f"the console answers only to {' or '.join(sorted(hosts))}, not {host!r}")
+        origin = request.headers.get("Origin")
+        if origin is not None and origin != f"http://{host}":
+            raise Forbidden(f"requests from {origin!r} are refused: only the console's own page may call it")
+        if request.method in _SAFE_METHODS:
+            return
+        if origin is None:
+            raise Forbidden("a state-changing request must name its Origin")
+        if request.mimetype != "application/json":
+            raise Forbidden("a state-changing request must be application/json")
+        sent = request.headers.get(TOKEN_HEADER, "")
+        if not hmac.compare_digest(sent.encode(), self.token.encode()):
+            raise Forbidden(f"a state-changing request must carry the page's {TOKEN_HEADER}")
+
+
 class Console:
     """The console for one running twin."""
 
-    def __init__(self, twin: ConsoleSource) -> None:
+    def __init__(self, twin: ConsoleSource, token: str | None = None) -> None:
         self.twin = twin
+        self.guard = Guard(token or secrets.token_urlsafe(32))
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
         try:
+            self.guard.check(request)
             endpoint, values = _ROUTES.bind_to_environ(environ).match()
             response = getattr(self, f"_{endpoint}")(request, **values)
         except HTTPException as error:
@@ -101,7 +156,10 @@ class Console:
 
     # ------------------------------------------------------------------ page
     def _page(self, request: Request) -> Response:
-        return self._static(request, "index.html")
+        page = (STATIC / "index.html").read_bytes().replace(_TOKEN_PLACEHOLDER, self.guard.token.encode())
+        # no-store: the token lives in the page; a page of another origin cannot frame it.
+        headers = {"Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
+        return Response(page, content_type="text/html; charset=utf-8", headers=headers)
 
     def _static(self, request: Request, name: str) -> Response:
         file = (STATIC / name).resolve()
@@ -157,20 +215,20 @@ class Console:
 
     # ------------------------------------------------------------------ dead letters
     def _dlq(self, request: Request) -> Response:
-        info = self._info()
-        return _json({"messages": dead_letters.peek(self.twin.client("sqs"), info.dlq_url)})
+        return _json(dead_letters.listing(self._dead_letter_queue()))
 
     def _redrive(self, request: Request) -> Response:
-        info = self._info()
-        body = request.get_json(silent=True) or {}
-        result = dead_letters.redrive(
-            self.twin.client("sqs"),
-            dlq_url=info.dlq_url,
-            queue_url=info.queue_url,
-            mail_key=body.get("mailKey") or None,
-            policy=self._sender_policy(),
-        )
+        selection = dead_letters.selection(request.get_json(silent=True))
+        if isinstance(selection, str):
+            raise BadRequest(selection)
+        result = dead_letters.redrive(self._dead_letter_queue(), selection, policy=self._sender_policy())
         return _json({"redriven": result})
+
+    def _dead_letter_queue(self) -> dead_letters.TwinQueues:
+        info = self._info()
+        return dead_letters.TwinQueues(
+            self.twin.client("sqs"), self.twin.client("dynamodb"), info.dlq_url, info.queue_url, info.table
+        )
 
     # ------------------------------------------------------------------ the twin
     def _info(self) -> Deployment:

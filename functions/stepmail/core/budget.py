@@ -15,12 +15,14 @@ and the one moto's interpreter enforces.
 The payloads, after ``statemachine/stepmail.asl.json`` (each larger than the one it grows from):
 
 ==================  ======================================================================================
-run input           ``{"message", "lock", "delivery"}``: exact
+run input           ``{"message", "lock", "pacing", "delivery"}``: exact, but for what changes between
+                    deliveries of one message or during its run (see :func:`at_its_largest`)
 lock read           run input + ``existing``: the projected lock item and the SDK's response metadata
 attachments         run input + ``attachments``: one ``{"size", "etag"}`` per file, each at its largest
 sender input        Render And Send's parameters: the message, the attachments, lock key, execution id
 sender result       the Lambda invoke's result (the message id and the SDK's metadata): a constant
-after the send      attachments + ``sent``: ``{"messageId"}``
+send window         attachments + ``window``: the pacing step's time and counter (its largest form)
+after the send      send window + ``sent``: ``{"messageId"}``
 failure             the largest state above + ``error``: ``{"Error", "Cause"}`` at their bounds
 dead letter         the envelope: the message, the error and its cause, where and when
 ==================  ======================================================================================
@@ -34,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stepmail.core.errors import InvalidMessageError
+from stepmail.core.pacing import UNLIMITED_ROOM
 
 MAX_PAYLOAD_BYTES = 262_144
 """Step Functions' limit for any state input/output, task parameters or task result (exclusive)."""
@@ -56,6 +59,8 @@ MAX_REASON_CHARS = 1_000
 MAX_RESPONSE_METADATA_BYTES = 4_096
 MAX_TIMESTAMP_CHARS = 40
 MAX_QUEUE_MESSAGE_ID_CHARS = 128
+#: A receive count larger than any queue's (SQS's maxReceiveCount is at most 1,000).
+WORST_RECEIVE_COUNT = 10**9
 
 
 def compact_json(document: Any) -> str:
@@ -86,14 +91,40 @@ def _with_message(template: Mapping[str, Any], message_bytes: int) -> int:
     return json_bytes(template) - len("null") + message_bytes
 
 
+def at_its_largest(run_input: Mapping[str, Any]) -> dict[str, Any]:
+    """``run_input`` with what varies at its largest, so that a message is accepted or refused on
+    every delivery alike: the receive count grows with each delivery, the room of the send rate
+    follows the live quota (unknown: :data:`UNLIMITED_ROOM`), and the run counts its waits for a send
+    slot in ``$.pacing.waited`` (up to ``maxWaits`` + 1)."""
+    largest = dict(run_input)
+    if "delivery" in largest:
+        largest["delivery"] = {**largest["delivery"], "receiveCount": WORST_RECEIVE_COUNT}
+    if "pacing" in largest:
+        pacing = largest["pacing"]
+        windows = {
+            half: {"suffix": ".0", "room": max(str(pacing[half]["room"]), str(UNLIMITED_ROOM), key=len)}
+            for half in ("first", "second")
+        }
+        largest["pacing"] = {**pacing, **windows, "waited": int(pacing["maxWaits"]) + 1}
+    return largest
+
+
+#: ``$.window``, which the run keeps from Find A Send Window on: the state's time, its second and
+#: the second's middle (larger than what First Half / Second Half replace it with, a counter key
+#: and a room).
+WORST_WINDOW = {"now": "t" * MAX_TIMESTAMP_CHARS, "second": "t" * MAX_TIMESTAMP_CHARS, "half": "t" * 45}
+
+
 def run_payloads(run_input: Mapping[str, Any]) -> list[Payload]:
     """Every payload of the run started with ``run_input``, each at its worst case.
 
     Parameters
     ----------
     run_input
-        ``{"message": ..., "lock": {"key": ...}, "delivery": ...}``, as the starter starts the run.
+        ``{"message": ..., "lock": {"key": ...}, "pacing": ..., "delivery": ...}``, as the starter
+        starts the run.
     """
+    run_input = at_its_largest(run_input)
     message = run_input["message"]
     message_bytes = json_bytes(message)
     files = len(message.get("attachedFileKeys") or ())
@@ -101,8 +132,9 @@ def run_payloads(run_input: Mapping[str, Any]) -> list[Payload]:
     base = _with_message({**run_input, "message": None}, message_bytes)
     lock_read = base + len(',"existing":') + MAX_RESPONSE_METADATA_BYTES
     resolved = base + len(',"attachments":') + json_bytes(attachments)
+    paced = resolved + len(',"window":') + json_bytes(WORST_WINDOW)
     message_id = "m" * MAX_SES_MESSAGE_ID_CHARS
-    after_send = resolved + len(',"sent":') + json_bytes({"messageId": message_id})
+    after_send = paced + len(',"sent":') + json_bytes({"messageId": message_id})
     error = {"Error": "E" * MAX_ERROR_NAME_CHARS, "Cause": ""}
     failure = max(lock_read, after_send) + len(',"error":') + json_bytes(error) + MAX_CAUSE_BYTES
     sender_input = _with_message(
@@ -128,7 +160,7 @@ def run_payloads(run_input: Mapping[str, Any]) -> list[Payload]:
                 "executionArn": "a" * MAX_ARN_CHARS,
                 "failedAt": "t" * MAX_TIMESTAMP_CHARS,
                 "queueMessageId": "q" * MAX_QUEUE_MESSAGE_ID_CHARS,
-                "receiveCount": 10**9,
+                "receiveCount": WORST_RECEIVE_COUNT,
                 "message": None,
             },
             message_bytes,
@@ -139,6 +171,7 @@ def run_payloads(run_input: Mapping[str, Any]) -> list[Payload]:
         Payload("run input", "the message, its lock and its delivery", json_bytes(run_input)),
         Payload("lock read", "the run input and the lock record", lock_read),
         Payload("attachments", f"the run input and {files} attachments' metadata", resolved),
+        Payload("send window", "the attachments' state and the pacing step's window", paced),
         Payload("sender input", f"the message and {files} attachments' metadata", sender_input),
         Payload("sender result", "the SES message id", sender_result),
         Payload("after the send", "the attachments' state and the SES message id", after_send),

@@ -30,6 +30,14 @@ function svg(tag, attrs = {}, ...children) {
   return el;
 }
 
+// The twin served this page with a token; state-changing requests send it back (no other page has it).
+const TOKEN = document.querySelector('meta[name="stepmail-console-token"]')?.content || "";
+
+async function postJson(path, body) {
+  return fetch(API + path, { method: "POST", body: JSON.stringify(body),
+                             headers: { "Content-Type": "application/json", "X-Stepmail-Token": TOKEN } });
+}
+
 async function getJson(path) {
   const response = await fetch(API + path);
   if (!response.ok) throw new Error(`${path}: ${response.status}`);
@@ -253,30 +261,42 @@ function renderEmail(email) {
 
 // ---------------------------------------------------------------- dead letters
 async function dlq() {
-  const data = await getJson("/dlq");
   const status = h("p", { id: "redrive-result", class: "muted" });
-  async function redrive(mailKey) {
-    const response = await fetch(`${API}/dlq/redrive`, { method: "POST", headers: { "Content-Type": "application/json" },
-                                                        body: JSON.stringify(mailKey ? { mailKey } : {}) });
+  const heading = h("strong", { id: "dlq-count" });
+  const unseen = h("span", { id: "dlq-unseen", class: "muted" });
+  const all = h("button", { id: "redrive-all", onclick: () => redrive({ all: true }, "all") }, "Redrive all");
+  const body = h("tbody");
+  show(h("div", { class: "filters" }, heading, unseen, all), status,
+    h("table", { id: "dlq" },
+      h("thead", {}, h("tr", {}, ["Mail key", "Source", "Error", "Reason", "Deliveries", "Failed", "Run", ""].map((t) => h("th", {}, t)))),
+      body));
+
+  async function redrive(selection, label) {
+    const response = await postJson("/dlq/redrive", selection);
     const result = await response.json();
     if (!response.ok) { status.textContent = `Redrive failed: ${result.message || response.status}`; status.className = "error"; return; }
-    await dlq();
-    const shown = document.getElementById("redrive-result");
-    const { redriven = [], kept = [] } = result.redriven;
-    shown.textContent = `Redriven ${mailKey ? `"${mailKey}"` : "all"}: ${redriven.length} sent back to the queue` +
-      kept.map((k) => `; kept ${k.mailKey || k.queueMessageId}: ${k.keptBecause}`).join("");
+    await load();
+    const { redriven = [], kept = [], unseen: missed = 0 } = result.redriven;
+    status.className = "muted";
+    status.textContent = `Redriven ${label}: ${redriven.length} sent back to the queue` +
+      kept.map((k) => `; kept ${k.mailKey || k.queueMessageId}: ${k.keptBecause}`).join("") +
+      (missed ? `; ${missed} letter(s) in flight elsewhere: run again` : "");
   }
-  show(
-    h("div", { class: "filters" }, h("strong", {}, `${data.messages.length} message(s) in the dead-letter queue`),
-      data.messages.length ? h("button", { id: "redrive-all", onclick: () => redrive(null) }, "Redrive all") : null),
-    status,
-    h("table", { id: "dlq" },
-      h("thead", {}, h("tr", {}, ["Mail key", "Source", "Error", "Reason", "Failed", "Run", ""].map((t) => h("th", {}, t)))),
-      h("tbody", {}, data.messages.length ? data.messages.map((m) =>
-        h("tr", { "data-message-id": m.messageId, "data-mail-key": m.mailKey },
-          h("td", {}, m.mailKey || "—"), h("td", {}, m.source), h("td", { class: "error" }, m.error),
-          h("td", { "data-field": "reason" }, m.reason), h("td", {}, time(m.failedAt)),
-          h("td", {}, m.executionArn ? h("a", { href: `#/executions/${encodeURIComponent(m.executionArn)}` }, "run") : ""),
-          h("td", {}, m.mailKey ? h("button", { class: "redrive", onclick: () => redrive(m.mailKey) }, "Redrive") : null)))
-        : h("tr", {}, h("td", { colspan: 7, class: "muted" }, "The dead-letter queue is empty.")))));
+
+  async function load() {
+    const data = await getJson("/dlq");
+    heading.textContent = `${data.messages.length} message(s) in the dead-letter queue`;
+    unseen.textContent = data.unseen ? ` · ${data.unseen} letter(s) in flight elsewhere (another reader holds them)` : "";
+    all.hidden = !data.messages.length;
+    body.replaceChildren(...(data.messages.length ? data.messages.map((m) =>
+      h("tr", { "data-message-id": m.messageId, "data-mail-key": m.mailKey },
+        h("td", {}, m.mailKey || "—"), h("td", {}, m.source), h("td", { class: "error" }, m.error),
+        h("td", { "data-field": "reason" }, m.reason), h("td", { "data-field": "deliveries" }, m.deliveries ?? "—"),
+        h("td", {}, time(m.failedAt)),
+        h("td", {}, m.executionArn ? h("a", { href: `#/executions/${encodeURIComponent(m.executionArn)}` }, "run") : ""),
+        h("td", {}, h("button", { class: "redrive", onclick: () => redrive({ letters: [m.originalMessageId] }, `"${m.mailKey || m.originalMessageId}"`) }, "Redrive"))))
+      : [h("tr", {}, h("td", { colspan: 8, class: "muted" }, "The dead-letter queue is empty."))]));
+  }
+  await load();
+  refreshTimer = setInterval(() => load().catch(() => {}), 3000);  // letters arrive and leave
 }
