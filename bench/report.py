@@ -243,6 +243,13 @@ def _throughput_table(figures: dict[str, object]) -> str:
     lines = ["| | median | runs |", "|---|---:|---|"]
     lines += [row("pipeline, emails/s", "pipeline", 1), row("Pass-only ceiling, runs/s", "ceiling", 1)]
     lines.append(row("**pipeline / ceiling**", "ratio", 2))
+    if "ceiling_in_process" in median:  # type: ignore[operator]
+        lines += [
+            row("Pass-only ceiling, runs started in process, runs/s", "ceiling_in_process", 1),
+            row("pipeline / in-process ceiling", "ratio_in_process", 2),
+            row("requests to moto per email", "requests_per_email", 1),
+            row("of which over HTTP (the producer's)", "http_requests_per_email", 1),
+        ]
     return "\n".join(lines)
 
 

@@ -3,10 +3,13 @@
 * the sender is called in process by the state machine's interpreter (:mod:`twin.patches`);
 * the starter is fed real SQS batches by a poller, each result written to the twin's journal;
 * the tracker receives the mailbox simulator's SES events (:mod:`twin.simulator`).
+
+Their SDK clients come from ``clients`` (:meth:`twin.twin.LocalTwin.own_client`): served in process.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +31,9 @@ from twin.poller import QueuePoller
 from twin.resources import sender_arn
 from twin.ses import TwinSes
 
+#: Makes a boto3 client for the twin: ``clients(service, config)``.
+Clients = Callable[[str, Config | None], Any]
+
 
 @dataclass(frozen=True)
 class ObservedStarter(starter_handler.Starter):
@@ -46,14 +52,18 @@ class ObservedStarter(starter_handler.Starter):
 
 
 def wire_sender(
-    config: StepmailConfig, deployment: Deployment, hooks: patches.InterpreterHooks, faults: FaultInjector
+    config: StepmailConfig,
+    deployment: Deployment,
+    hooks: patches.InterpreterHooks,
+    faults: FaultInjector,
+    clients: Clients,
 ) -> None:
     """Route the state machine's calls to the sender function to the real handler."""
     sender_env = config.sender_settings(attachments_bucket=deployment.bucket).to_environment()
     sender = sender_handler.build_sender(
         SenderSettings.from_environ(sender_env),
-        s3_client=faults.instrument(deployment.client("s3")),
-        ses_client=faults.instrument(deployment.client("sesv2", SES_CLIENT_CONFIG)),
+        s3_client=faults.instrument(clients("s3", None)),
+        ses_client=faults.instrument(clients("sesv2", SES_CLIENT_CONFIG)),
     )
     names = ResourceNames.for_stack(config.stack_name)
     context = patches.lambda_context(names.sender)
@@ -63,7 +73,7 @@ def wire_sender(
 
 
 def start_starter(
-    config: StepmailConfig, deployment: Deployment, journal: Journal, faults: FaultInjector
+    config: StepmailConfig, deployment: Deployment, journal: Journal, faults: FaultInjector, clients: Clients
 ) -> QueuePoller:
     """The real starter behind a poller of the mail queue, as the SQS event source runs it; started."""
     starter_env = config.starter_settings(
@@ -75,12 +85,10 @@ def start_starter(
     built = starter_handler.build_starter(
         StarterSettings.from_environ(starter_env),
         # StartSyncExecution is served on a `sync-` host on AWS; the twin has one endpoint.
-        sfn_client=deployment.client(
-            "stepfunctions", SYNC_CLIENT_CONFIG.merge(Config(inject_host_prefix=False))
-        ),
-        sqs_client=deployment.client("sqs"),
-        dynamodb_client=deployment.client("dynamodb"),
-        ses_client=deployment.client("sesv2"),
+        sfn_client=clients("stepfunctions", SYNC_CLIENT_CONFIG.merge(Config(inject_host_prefix=False))),
+        sqs_client=clients("sqs", None),
+        dynamodb_client=clients("dynamodb", None),
+        ses_client=clients("sesv2", None),
     )
     starter = ObservedStarter(
         policy=built.policy,
@@ -91,7 +99,7 @@ def start_starter(
         journal=journal,
     )
     context = patches.lambda_context(ResourceNames.for_stack(config.stack_name).starter)
-    sqs = deployment.client("sqs")
+    sqs = clients("sqs", None)
     queue_arn = sqs.get_queue_attributes(QueueUrl=deployment.queue_url, AttributeNames=["QueueArn"])[
         "Attributes"
     ]["QueueArn"]
@@ -111,9 +119,8 @@ def start_starter(
 
 
 def start_tracker(
-    config: StepmailConfig, deployment: Deployment, ses: TwinSes
+    config: StepmailConfig, deployment: Deployment, ses: TwinSes, clients: Clients
 ) -> simulator.MailboxSimulator | None:
     """The real tracker, fed by the mailbox simulator (None when delivery tracking is off)."""
-    return simulator.install(
-        config=config, table=deployment.table, ses=ses, dynamodb=deployment.client("dynamodb")
-    )
+    dynamodb = clients("dynamodb", None)
+    return simulator.install(config=config, table=deployment.table, ses=ses, dynamodb=dynamodb)

@@ -10,7 +10,8 @@ exactly because these are internals, and the integration tests are what catch an
    and return their exceptions as AWS-shaped function errors so Retry/Catch match class names.
 4. ``aws-sdk:*`` errors come back as ``s3.s3Exception``-style names: use AWS's (``S3.NoSuchKeyException``).
 5. Retry waits sleep in real time: scale them, and record each computed wait for the tests.
-6. A new boto3 client per task costs ~12 ms: cache one per service, aimed at the twin.
+6. A new boto3 client per task costs ~12 ms: cache one per service, aimed at the twin and served in
+   process (:mod:`twin.inprocess`).
 7. Every finished execution is kept forever: keep the newest ``MAX_EXECUTIONS`` per state machine.
 8. ``dynamodb:*`` errors are named after the error code (``DynamoDB.InternalServerError``); AWS names
    them after the SDK's exception class (``DynamoDB.InternalServerErrorException``).
@@ -61,6 +62,7 @@ from moto.stepfunctions.responses import StepFunctionResponse
 
 from producer.deployment import aws_client
 from twin import speedups
+from twin.inprocess import InProcessTransport
 
 MAX_EXECUTIONS = 2000
 
@@ -121,6 +123,8 @@ class InterpreterHooks:
     """The twin's side of the patches: where Lambda calls go, how fast time runs, what was waited."""
 
     endpoint_url: str
+    #: Serves the interpreter's service calls in process (None: over HTTP, at ``endpoint_url``).
+    in_process: InProcessTransport | None = None
     functions: dict[str, Callable[[dict[str, Any]], Any]] = field(default_factory=dict)
     time_scale: float = 1.0
     forms: AwsForms = field(default_factory=AwsForms)
@@ -132,12 +136,13 @@ class InterpreterHooks:
         with self._lock:
             key = (service, region)
             if key not in self._clients:
-                self._clients[key] = aws_client(
+                client = aws_client(
                     service,
                     region,
                     self.endpoint_url,
                     Config(parameter_validation=False, retries={"total_max_attempts": 1}, read_timeout=330),
                 )
+                self._clients[key] = self.in_process.attach(client) if self.in_process else client
             return self._clients[key]
 
 

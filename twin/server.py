@@ -27,6 +27,20 @@ class TwinServer(ThreadedMotoServer):
     def __init__(self, port: int, layers: list[Callable[[Any], Any]]) -> None:
         super().__init__(ip_address="127.0.0.1", port=port, verbose=False)
         self.layers = layers
+        self._app: Any = None
+
+    @property
+    def app(self) -> Any:
+        """The WSGI application served: moto's, behind the layers (built once, on first use).
+
+        The twin's own clients call it in process (:mod:`twin.inprocess`); the HTTP server serves it.
+        """
+        if self._app is None:
+            app: Any = DomainDispatcherApplication(create_backend_app)
+            for layer in self.layers:
+                app = layer(app)
+            self._app = app
+        return self._app
 
     @property
     def endpoint_url(self) -> str:
@@ -39,11 +53,8 @@ class TwinServer(ThreadedMotoServer):
         requests.post(f"{self.endpoint_url}/moto-api/config", json=_MOTO_CONFIG, timeout=10)
 
     def _server_entry(self) -> None:
-        app: Any = DomainDispatcherApplication(create_backend_app)
-        for layer in self.layers:
-            app = layer(app)
         self._server = make_server(
-            self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
+            self._ip_address, self._port, self.app, True, request_handler=MotoRequestHandler
         )
         self._server_ready_event.set()
         self._server.serve_forever()

@@ -14,19 +14,29 @@
 3. **Read a queue's retention period directly.**  moto's ReceiveMessage checks each message's
    retention by computing *all* the queue's attributes, whose approximate counts scan every message:
    O(messages) per message received, ~10% of the CPU with a few hundred messages queued.
+4. **Read the clock once, cheaply, in SQS.**  moto's SQS asks ``unix_time()`` (two ``datetime``
+   objects and a subtraction) for every message it looks at, and its queue scans (a send computes
+   every attribute of the queue; a receive checks each message's visibility) look at every message:
+   ~12% of the twin's CPU with a few hundred messages queued.  ``time.time()`` is the same number.
+5. **List moto's modules once.**  To route each request, moto's server asks whether the service's
+   name is one of its modules by listing its package directory (a ``listdir`` and ~200 ``stat``
+   calls, ~0.3 ms of CPU and more in the kernel, per request).  The package does not change.
 """
 
 from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 from jsonpath_ng.ext.parser import parse as parse_extended
 from jsonpath_ng.parser import parse
+from moto import backends
 from moto.core.utils import unix_time
+from moto.sqs import models as sqs_models
 from moto.sqs.models import Message, SQSBackend
 from moto.stepfunctions.parser.asl.component.common.path import result_path
 from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
@@ -54,6 +64,11 @@ def install() -> None:
     _cache_parse(json_path, parse_extended)
     _cache_parse(result_path, parse)
     SQSBackend.is_message_valid_based_on_retention_period = _within_retention  # type: ignore[method-assign]
+    # moto.sqs.models imported both names: replace them there (moto's own stay for its other services).
+    modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: modules
+    sqs: Any = sqs_models
+    sqs.unix_time, sqs.unix_time_millis = _fast_unix_time, _fast_unix_time_millis
 
 
 def _cache_parse(module: Any, parse: Callable[[str], Any]) -> None:
@@ -85,6 +100,14 @@ def _within_retention(self: SQSBackend, queue_name: str, message: Message) -> bo
     """moto's check, reading the one attribute it needs."""
     retention_seconds = int(self.get_queue(queue_name).message_retention_period)  # type: ignore[attr-defined]
     return retention_seconds + message.sent_timestamp / 1000 > unix_time()  # type: ignore[operator]
+
+
+def _fast_unix_time(dt: Any = None) -> float:
+    return time.time() if dt is None else unix_time(dt)
+
+
+def _fast_unix_time_millis(dt: Any = None) -> float:
+    return _fast_unix_time(dt) * 1000.0
 
 
 def _make_heap_keys(component: Any, seen: set[int] | None = None) -> None:

@@ -5,7 +5,9 @@ attachments bucket, the lock table, the SES identities and the Express state mac
 the description the stack's constructs use (:mod:`twin.resources`).  The state machine is the ASL
 file itself, run by moto's interpreter with the real handlers called in process (:mod:`twin.patches`,
 :mod:`twin.functions`); SES sends land in an outbox (:mod:`twin.ses`).  Any AWS SDK or the aws CLI can
-be a producer: point it at the endpoint in :attr:`LocalTwin.info`.
+be a producer: point it at the endpoint in :attr:`LocalTwin.info`.  The twin's own clients (the
+interpreter's, the handlers', the poller's) skip HTTP: the same application serves them in process
+(:mod:`twin.inprocess`), behind the same fault layer.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from infra.config import StepmailConfig
 from producer.deployment import TWIN_ACCOUNT_ID, Deployment
 from twin import console, doctor_support, functions, patches, server, ses, simulator
 from twin.faults import FaultInjector
+from twin.inprocess import InProcessTransport
 from twin.journal import Journal
 from twin.poller import QueuePoller
 from twin.resources import create_resources
@@ -68,7 +71,10 @@ class LocalTwin:
         # The console is outermost: injected faults never hit it.
         self.layers.append(console.middleware(self))
         self.console_url = f"{self.endpoint_url}/console"
-        self.hooks = patches.InterpreterHooks(endpoint_url=self.endpoint_url, time_scale=time_scale)
+        self.in_process = InProcessTransport()
+        self.hooks = patches.InterpreterHooks(
+            endpoint_url=self.endpoint_url, in_process=self.in_process, time_scale=time_scale
+        )
         quota = ses_max_send_rate if ses_max_send_rate is not None else config.ses_max_send_rate
         self.ses = ses.TwinSes(TWIN_ACCOUNT_ID, self.region, outbox, ses.SendingRate(quota))
         self._handler_log_level = handler_log_level
@@ -92,6 +98,7 @@ class LocalTwin:
         os.environ.setdefault("AWS_DEFAULT_REGION", self.region)
         self._server = server.TwinServer(self.port, self.layers)
         self._server.start()
+        self.in_process.app = self._server.app
         patches.install(self.hooks)
         ses.install(self.ses)
         doctor_support.install(self.doctor)
@@ -101,9 +108,11 @@ class LocalTwin:
         create_resources(
             self.config, deployment, self.client, visibility_timeout_seconds=self._visibility_timeout_seconds
         )
-        functions.wire_sender(self.config, deployment, self.hooks, self.faults)
-        self._poller = functions.start_starter(self.config, deployment, self.journal, self.faults)
-        self.simulator = functions.start_tracker(self.config, deployment, self.ses)
+        functions.wire_sender(self.config, deployment, self.hooks, self.faults, self.own_client)
+        self._poller = functions.start_starter(
+            self.config, deployment, self.journal, self.faults, self.own_client
+        )
+        self.simulator = functions.start_tracker(self.config, deployment, self.ses, self.own_client)
         self.doctor.build(self.config, deployment, self.client, self._mapping_state)
         self.info = deployment
         return deployment
@@ -145,6 +154,10 @@ class LocalTwin:
     def client(self, service: str, config: Config | None = None) -> Any:
         """A boto3 client aimed at the twin (any credentials are accepted)."""
         return self.deployment.client(service, config)
+
+    def own_client(self, service: str, config: Config | None = None) -> Any:
+        """A boto3 client for the twin's own functions: served in process, not over HTTP."""
+        return self.in_process.attach(self.deployment.client(service, config))
 
     def wait_until_idle(self, timeout: float = 60.0) -> bool:
         """Wait until the queue holds nothing (visible or in flight) and no batch is being handled."""

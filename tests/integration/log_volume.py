@@ -19,7 +19,29 @@ from twin.twin import LocalTwin
 _LEVELS = ("ALL", "ERROR")
 
 
+#: The pacing path the figures are measured on: a slot in the first half of a second, found free.
+#: It carries the largest ``$.window`` (the later half's key, room and time), so runs that took the
+#: second half (or the later half) log a few hundred bytes less, never more.
+_MEASURED_PATH = "First Half"
+_OTHER_PATHS = ("Second Half", "The Later Half")
+
+
 def send_and_wait(twin: LocalTwin, attachments: int, timeout: float = 60.0) -> list[dict[str, Any]]:
+    """Send one email with ``attachments`` small files and return its run's history events: of a run
+    that took the measured pacing path (sent again, as another email, until one does)."""
+    for _ in range(20):
+        events = _send_one(twin, attachments, timeout)
+        entered = {
+            event["stateEnteredEventDetails"]["name"]
+            for event in events
+            if "stateEnteredEventDetails" in event
+        }
+        if _MEASURED_PATH in entered and not entered.intersection(_OTHER_PATHS):
+            return events
+    raise AssertionError(f"no run took the {_MEASURED_PATH} path in 20 emails")
+
+
+def _send_one(twin: LocalTwin, attachments: int, timeout: float) -> list[dict[str, Any]]:
     """Send one email with ``attachments`` small files and return its run's history events."""
     assert twin.info is not None
     s3, sqs = twin.client("s3"), twin.client("sqs")

@@ -256,9 +256,11 @@ def test_a_starter_that_dies_mid_batch(make_twin) -> None:
     }
     rejected = history[ids[0]]
     assert len(rejected) >= 2 and set(rejected) == {Outcome.REJECTED}  # dead-lettered by every delivery
-    assert history[ids[1]][:2] == [Outcome.SENT, Outcome.DUPLICATE]  # started before the crash
+    # a run started before the crash was found sent on redelivery (which records, of the first batch,
+    # the pollers took: their split varies), the others were sent then
     for qid in ids[1:]:
         assert history[qid][0] is Outcome.SENT and set(history[qid][1:]) <= {Outcome.DUPLICATE}
+    assert twin.twin.faults.fired("starter") == 1
     # and each message's outcome is its first handled one: a later delivery cannot replace it
     assert [report.outcome for report in reports] == [
         Outcome.REJECTED,

@@ -20,9 +20,8 @@ import pytest
 from stepmail.core.budget import MAX_PAYLOAD_BYTES
 from stepmail.core.contract import DeadLetterKind, Delivery
 from stepmail.core.lock import lock_key
-from stepmail.core.message import SenderPolicy
-from stepmail.core.pacing import PacingPolicy
-from stepmail.core.starting import Outcome, StartPolicy, prepare_run
+from stepmail.core.starting import Outcome, prepare_run
+from stepmail.handlers.starter import start_policy
 from tests.limits import SCRIPTS, largest_accepted_body
 
 #: An SQS message id as the twin gives them (a UUID): the same length on every delivery.
@@ -34,15 +33,7 @@ def _starter_checks(twin: Any) -> Any:
     settings = twin.twin.config.starter_settings(
         state_machine_arn="-", dead_letter_queue_url="-", lock_table="-", mail_queue_url="-"
     )
-    policy = StartPolicy(
-        senders=SenderPolicy(
-            settings.sender_identities, settings.default_sender, settings.configuration_sets
-        ),
-        lease_seconds=settings.lease_seconds,
-        dedup_window_seconds=settings.dedup_window_seconds,
-        max_receive_count=settings.max_receive_count,
-        pacing=PacingPolicy(cap=settings.ses_max_send_rate or None, max_waits=settings.pacing_max_waits),
-    )
+    policy = start_policy(settings)
     delivery = Delivery(queue_message_id=_QUEUE_MESSAGE_ID, receive_count=1)
     return lambda body: prepare_run(body, delivery=delivery, policy=policy, now=datetime.now(UTC))
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import random
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,11 +23,15 @@ from stepmail.core.pacing import (
     pacing_terms,
     redelivery_delay,
     room,
+    seconds_until,
     send_rate,
     send_windows,
 )
+from stepmail.handlers import sender as sender_handler
 from stepmail.handlers import starter as starter_handler
-from tests.unit.test_handlers import FakeQuota, _event, _starter
+from tests.unit.test_handlers import FakeQuota, FakeStore, FakeTransport, _event, _starter
+
+ASL = Path(__file__).resolve().parents[2] / "statemachine" / "stepmail.asl.json"
 
 
 # ------------------------------------------------------------------------------------ the rate
@@ -243,3 +249,55 @@ def test_the_delay_is_set_on_the_message_and_a_failure_to_set_it_is_not_an_error
 
     expired = ClientError({"Error": {"Code": "ReceiptHandleIsInvalid"}}, "ChangeMessageVisibility")
     SqsRedeliveries("https://queue", _Sqs(expired)).retry_in("handle-2", 7)  # does not raise
+
+
+# ----------------------------------------------------------------- a slot in the later half-second
+NOW = datetime(2026, 12, 3, 5, 0, 0, 200_000, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("not_before", "wait"),
+    [
+        ("2026-12-03T05:00:00.500Z", 0.3),  # the second half of this second: wait for it
+        ("2026-12-03T05:00:00.200000+00:00", 0.0),  # the state's own time (Step Functions' format)
+        ("2026-12-03T05:00:00.100Z", 0.0),  # passed
+        ("2026-12-03T05:00:09.500Z", 1.0),  # never more than a second, whatever the clock says
+        ("", 0.0),  # no slot time (an older run's payload): send now
+        ("not a time", 0.0),
+        ("2026-12-03T05:00:00.500", 0.0),  # no zone: not one of ours
+    ],
+)
+def test_the_sender_waits_for_its_slots_half_second_only(not_before: str, wait: float) -> None:
+    assert seconds_until(not_before, NOW) == pytest.approx(wait)
+
+
+def test_a_sender_with_a_later_slot_sends_when_its_half_begins() -> None:
+    # Given the payload of a run that took its slot in the second half of the current second
+    slept: list[float] = []
+    transport = FakeTransport()
+    sender = sender_handler.Sender(
+        store=FakeStore({"inv-1/invoice.pdf": b"%PDF-1.4\n"}),
+        transport=transport,
+        sleep=slept.append,
+        clock=lambda: NOW,
+    )
+    payload = {**_event("sender_payload.json"), "notBefore": "2026-12-03T05:00:00.500Z"}
+
+    # When the handler runs
+    sender_handler.handler(payload, None, sender=sender)
+
+    # Then it waited until that half began, then sent
+    assert slept == [pytest.approx(0.3)] and len(transport.sent) == 1
+
+
+def test_a_full_first_half_tries_the_second_half_once_then_waits() -> None:
+    states = json.loads(ASL.read_text())["States"]
+    catch = states["Take A Send Slot"]["Catch"][0]
+    assert catch["Next"] == "Try The Later Half?"
+    choice = states["Try The Later Half?"]
+    assert choice["Choices"][0]["Variable"] == "$.window.laterKey" and choice["Default"] == "Count A Wait"
+    later = states["The Later Half"]["Parameters"]
+    # the later half's window has no later half of its own: a second failure waits a second
+    assert set(later) == {"key.$", "room.$", "notBefore.$"} and later["notBefore.$"] == "$.window.laterAt"
+    assert "laterKey.$" not in states["Second Half"]["Parameters"]
+    assert states["Render And Send"]["Parameters"]["Payload"]["notBefore.$"] == "$.window.notBefore"

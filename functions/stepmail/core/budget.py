@@ -19,9 +19,10 @@ run input           ``{"message", "lock", "pacing", "delivery"}``: exact, but fo
                     deliveries of one message or during its run (see :func:`at_its_largest`)
 lock read           run input + ``existing``: the projected lock item and the SDK's response metadata
 attachments         run input + ``attachments``: one ``{"size", "etag"}`` per file, each at its largest
-sender input        Render And Send's parameters: the message, the attachments, lock key, execution id
+sender input        Render And Send's parameters: the message, the attachments, lock key, execution id,
+                    when the send slot begins
 sender result       the Lambda invoke's result (the message id and the SDK's metadata): a constant
-send window         attachments + ``window``: the pacing step's time and counter (its largest form)
+send window         attachments + ``window``: the pacing step's counters, rooms and times (largest form)
 after the send      send window + ``sent``: ``{"messageId"}``
 failure             the largest state above + ``error``: ``{"Error", "Cause"}`` at their bounds
 dead letter         the envelope: the message, the error and its cause, where and when
@@ -109,10 +110,20 @@ def at_its_largest(run_input: Mapping[str, Any]) -> dict[str, Any]:
     return largest
 
 
-#: ``$.window``, which the run keeps from Find A Send Window on: the state's time, its second and
-#: the second's middle (larger than what First Half / Second Half replace it with, a counter key
-#: and a room).
-WORST_WINDOW = {"now": "t" * MAX_TIMESTAMP_CHARS, "second": "t" * MAX_TIMESTAMP_CHARS, "half": "t" * 45}
+#: The longest time the pacing step writes (``$$.State.EnteredTime`` or a second's middle), and the
+#: longest counter key (``rate#`` + a second + ``.0``).
+_WINDOW_TIME = "t" * (MAX_TIMESTAMP_CHARS + 5)
+_COUNTER_KEY = "k" * (MAX_TIMESTAMP_CHARS + 7)
+#: ``$.window``, which the run keeps from Find A Send Window on, at its largest (First Half's: the
+#: counter, the room, when the slot begins, and the later half's counter, room and start).
+WORST_WINDOW = {
+    "key": _COUNTER_KEY,
+    "room": str(UNLIMITED_ROOM),
+    "notBefore": _WINDOW_TIME,
+    "laterKey": _COUNTER_KEY,
+    "laterRoom": str(UNLIMITED_ROOM),
+    "laterAt": _WINDOW_TIME,
+}
 
 
 def run_payloads(run_input: Mapping[str, Any]) -> list[Payload]:
@@ -145,6 +156,7 @@ def run_payloads(run_input: Mapping[str, Any]) -> list[Payload]:
                 "attachments": attachments,
                 "lockKey": run_input["lock"]["key"],
                 "executionId": "a" * MAX_ARN_CHARS,
+                "notBefore": _WINDOW_TIME,
             },
         },
         message_bytes,

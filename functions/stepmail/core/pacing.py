@@ -3,13 +3,16 @@
 SES refuses sends over the account's maximum send rate (``GetAccount``'s ``SendQuota.MaxSendRate``,
 counted per recipient) and raises the quota over time.  Each run takes a slot before it sends
 ("Take A Send Slot"): it adds its email's recipients to a counter of the current half-second in the
-lock table, on the condition that the half still has room; a full half waits one second and tries
-again.  Half-seconds, not seconds: counters per calendar second let R sends at the end of one second
-and R more at the start of the next through together, twice what SES's one second of burst accepts;
-with half the quota per half-second, any interval holds at most what a token bucket of one second's
-burst allows, and sends spread over the second.  The starter learns the quota from SES (read again
-every minute or so, never at each message) and gives each run its terms, so a raised quota is
-followed without a redeploy, and every concurrent run shares the same counters.
+lock table, on the condition that the half still has room.  A run in a full first half takes a slot
+in the second half (its sender waits for that half to begin: :func:`seconds_until`); a full second
+half waits one second and tries again.
+
+Half-seconds, not seconds: counters per calendar second let R sends at the end of one second and R
+more at the start of the next through together, twice what SES's one second of burst accepts; with
+half the quota per half-second, any interval holds at most what a token bucket of one second's burst
+allows, and sends spread over the second.  The starter learns the quota from SES (read again every
+minute or so, never at each message) and gives each run its terms, so a raised quota is followed
+without a redeploy, and every concurrent run shares the same counters.
 ``ses_max_send_rate`` in the configuration only caps it.
 
 A message given back to the queue comes back after a short, jittered delay that grows with its
@@ -21,6 +24,10 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from datetime import datetime
+
+#: The longest a sender waits for its slot's half-second to begin (it is at most half a second away).
+MAX_SLOT_WAIT_SECONDS = 1.0
 
 #: The room of a second when no rate is known (no quota, no cap): every email takes its slot at once.
 UNLIMITED_ROOM = 1_000_000_000
@@ -81,6 +88,22 @@ def pacing_terms(recipients: int, rate: float | None, *, now: int, policy: Pacin
         "waited": 0,
         "maxWaits": policy.max_waits,
     }
+
+
+def seconds_until(not_before: str, now: datetime) -> float:
+    """How long the sender waits before sending: until its slot's half-second begins.
+
+    A run in the first half of a second whose half is full takes a slot in the second half instead
+    of waiting a whole second (runs that arrive together would otherwise keep meeting in the same
+    half); it must not send before that half begins.  Unreadable or past times: no wait.
+    """
+    try:
+        start = datetime.fromisoformat(not_before.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    if start.tzinfo is None or now.tzinfo is None:
+        return 0.0
+    return min(max((start - now).total_seconds(), 0.0), MAX_SLOT_WAIT_SECONDS)
 
 
 def redelivery_delay(receive_count: int, *, base_seconds: int, max_seconds: int, rng: random.Random) -> int:

@@ -41,6 +41,9 @@ class SendRequest(BaseModel):
     attachments: list[StoredObject] = Field(default_factory=list)
     lock_key: str = Field(alias="lockKey")
     execution_id: str = Field(default="", alias="executionId")
+    #: When the run's send slot begins (an ISO time): a run that took the later half of a second waits
+    #: for it (see :func:`stepmail.core.pacing.seconds_until`).  Empty: send now.
+    not_before: str = Field(default="", alias="notBefore")
 
     @model_validator(mode="after")
     def _one_object_per_attachment(self) -> SendRequest:

@@ -6,8 +6,11 @@ Errors are raised as the contract's classes; Step Functions matches them by clas
 from __future__ import annotations
 
 import os
+import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -18,6 +21,7 @@ from stepmail.adapters.s3 import S3AttachmentStore
 from stepmail.adapters.ses import SesMailTransport
 from stepmail.adapters.templates import DirectoryTemplates
 from stepmail.core.errors import SesThrottledError, StepmailError, bounded_error
+from stepmail.core.pacing import seconds_until
 from stepmail.core.sending import AttachmentStore, MailTransport, SendRequest, send_email
 from stepmail.core.templates import TemplateSource
 from stepmail.settings import SenderSettings
@@ -32,8 +36,13 @@ class Sender:
     default_configuration_set: str = ""
     metrics: MetricsSink = field(default_factory=EmfMetrics)
     templates: TemplateSource | None = None
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     def send(self, request: SendRequest) -> dict[str, Any]:
+        wait = seconds_until(request.not_before, self.clock())
+        if wait:  # the run's slot is in the half-second about to begin: SES counts it there
+            self.sleep(wait)
         try:
             result = send_email(
                 request,

@@ -119,15 +119,9 @@ class Starter:
         logger.info("message handled", extra={key: value for key, value in fields.items() if value})
 
 
-def build_starter(
-    settings: StarterSettings,
-    *,
-    sfn_client: Any = None,
-    sqs_client: Any = None,
-    dynamodb_client: Any = None,
-    ses_client: Any = None,
-) -> Starter:
-    policy = StartPolicy(
+def start_policy(settings: StarterSettings) -> StartPolicy:
+    """What the deployment decides for every message: senders, lock terms, deliveries, pacing."""
+    return StartPolicy(
         senders=SenderPolicy(
             settings.sender_identities, settings.default_sender, settings.configuration_sets
         ),
@@ -136,6 +130,17 @@ def build_starter(
         max_receive_count=settings.max_receive_count,
         pacing=PacingPolicy(cap=settings.ses_max_send_rate or None, max_waits=settings.pacing_max_waits),
     )
+
+
+def build_starter(
+    settings: StarterSettings,
+    *,
+    sfn_client: Any = None,
+    sqs_client: Any = None,
+    dynamodb_client: Any = None,
+    ses_client: Any = None,
+) -> Starter:
+    policy = start_policy(settings)
     ports = Ports(
         workflow=SfnWorkflow(settings.state_machine_arn, sfn_client),
         dead_letters=SqsDeadLetterQueue(settings.dead_letter_queue_url, sqs_client),
