@@ -28,6 +28,8 @@ exactly because these are internals, and the integration tests are what catch an
 13. DynamoDB writes are atomic per item on AWS; moto's check-then-write (a condition, an ``ADD``) can
     interleave between the server's threads, losing one of two concurrent ``ADD``s to a pacing
     counter (or passing two conditions at once): serialize moto's item writes.
+14. A Wait until a timestamp waits whole seconds, cut short (``int`` of the time left, so a wait of 0.7 s
+    is none) and against the local clock: wait until the time itself, in UTC, as AWS does.
 """
 
 from __future__ import annotations
@@ -167,6 +169,7 @@ def install(hooks: InterpreterHooks) -> None:
         _patch_missing_causes()
         _patch_terminal_errors()
         _patch_atomic_item_writes()
+        _patch_timestamp_waits()
         speedups.install()  # parse each definition once (twin/speedups.py)
 
 
@@ -486,3 +489,25 @@ def _patch_atomic_item_writes() -> None:
 
     for name in ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item"):
         setattr(DynamoDBBackend, name, serialized(getattr(DynamoDBBackend, name)))
+
+
+# ------------------------------------------------------------------------- 14. timestamp waits
+def _patch_timestamp_waits() -> None:
+    """``Wait`` with ``Timestamp``/``TimestampPath``: sleep until that UTC time (AWS reads it to the
+    second; the time left to it is not rounded down to whole seconds)."""
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+        FailureEventException,
+    )
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp import Timestamp
+
+    def eval_body(self: Any, env: Any) -> None:
+        self.string.eval(env=env)
+        text: str = env.stack.pop()
+        target = self._from_timestamp_string(timestamp=text)
+        if target is None:  # moto's own failure: States.Runtime, as AWS
+            raise FailureEventException(self._create_failure_event(env, text))
+        left = (target.replace(tzinfo=datetime.UTC) - datetime.datetime.now(datetime.UTC)).total_seconds()
+        if left > 0:
+            env.program_state_event.wait(left)
+
+    Timestamp._eval_body = eval_body  # type: ignore[method-assign]  # TimestampPath inherits it

@@ -26,10 +26,16 @@ _MEASURED_PATH = "First Half"
 _OTHER_PATHS = ("Second Half", "The Later Half")
 
 
-def send_and_wait(twin: LocalTwin, attachments: int, timeout: float = 60.0) -> list[dict[str, Any]]:
+def send_and_wait(
+    twin: LocalTwin, attachments: int, timeout: float = 60.0, fault: str | None = None
+) -> list[dict[str, Any]]:
     """Send one email with ``attachments`` small files and return its run's history events: of a run
-    that took the measured pacing path (sent again, as another email, until one does)."""
+    that took the measured pacing path (sent again, as another email, until one does), with ``fault``
+    armed afresh for each."""
     for _ in range(20):
+        if fault:
+            twin.faults.clear()
+            twin.faults.add(fault)
         events = _send_one(twin, attachments, timeout)
         entered = {
             event["stateEnteredEventDetails"]["name"]
@@ -76,8 +82,7 @@ def measure_execution_logs(twin: LocalTwin) -> ExecutionLogs:
     """One email with one attachment, one with two, one whose first send fails (SES 5xx) and is retried."""
     one = send_and_wait(twin, attachments=1)
     two = send_and_wait(twin, attachments=2)
-    twin.faults.add("ses.send:error5xx:times=1")
-    retried = send_and_wait(twin, attachments=1)
+    retried = send_and_wait(twin, attachments=1, fault="ses.send:error5xx:times=1")
     run, with_two, with_retry = _bytes(one, "ALL"), _bytes(two, "ALL"), _bytes(retried, "ALL")
     return ExecutionLogs(
         run=run,

@@ -146,7 +146,11 @@ def test_a_throttled_send_takes_a_send_slot_again_until_the_runs_waits_run_out()
     assert _first_matching(STATES[RENDER_AND_SEND]["Retry"], "SesThrottledError") is None
     assert STATES["Count A Wait"]["Next"] == "Wait Or Give Back?"
     choice = STATES["Wait Or Give Back?"]
-    assert choice["Choices"][0]["Next"] == "Wait For A Send Slot" and choice["Default"] == "Send Rate Full"
+    assert choice["Choices"][0]["Next"] == "Which Wait?" and choice["Default"] == "Send Rate Full"
+    wait = STATES["Which Wait?"]
+    assert wait["Choices"][0]["Next"] == "Find The Next Second" and wait["Default"] == "Wait For A Send Slot"
+    assert STATES["Find The Next Second"]["Next"] == "Wait For The Next Second"
+    assert STATES["Wait For The Next Second"]["Next"] == "Find A Send Window"
     assert STATES["Wait For A Send Slot"]["Next"] == "Find A Send Window"
     # and when the waits run out, the message goes back to the queue through the failure path
     assert STATES["Send Rate Full"]["Result"]["Error"] == "SendRateFullError"

@@ -115,8 +115,11 @@ def at_its_largest(run_input: Mapping[str, Any]) -> dict[str, Any]:
 _WINDOW_TIME = "t" * (MAX_TIMESTAMP_CHARS + 5)
 _COUNTER_KEY = "k" * (MAX_TIMESTAMP_CHARS + 7)
 #: ``$.window``, which the run keeps from Find A Send Window on, at its largest (First Half's: the
-#: counter, the room, when the slot begins, and the later half's counter, room and start).
+#: second and the state's time, the counter, the room, when the slot begins, and the later half's counter,
+#: room and start).
 WORST_WINDOW = {
+    "second": "t" * MAX_TIMESTAMP_CHARS,
+    "now": _WINDOW_TIME,
     "key": _COUNTER_KEY,
     "room": str(UNLIMITED_ROOM),
     "notBefore": _WINDOW_TIME,
