@@ -402,7 +402,7 @@ CHECKS = [
     Check("duplicate", ("WF-2",), _duplicate),
     Check("missing attachment", ("WF-1", "WF-4"), _missing_attachment),
     Check("invalid message", (), _invalid),
-    Check("pacing by the half-second", ("WF-8",), _pacing),
+    Check("pacing by the half-second", ("WF-8", "WF-10"), _pacing),
 ]
 
 
