@@ -112,13 +112,20 @@ def _body(message: dict[str, Any]) -> str:
 def reachable_states(run_input: dict[str, Any]) -> dict[str, Any]:
     """Every state, task parameters and task result the run of ``run_input`` can carry, at its largest,
     built from the shapes of ``statemachine/stepmail.asl.json`` (not from the budget)."""
-    # On any delivery (the receive count grows), with any live quota (no quota: the largest room), after
-    # every wait for a send slot (Count A Wait adds one to $.pacing.waited, up to maxWaits + 1).
+    # On any delivery (the receive count grows), with any live quota (no quota: the largest room in each
+    # half-second), after every wait for a send slot (Count A Wait adds one to $.pacing.waited, up to
+    # maxWaits + 1).
     pacing = run_input["pacing"]
+    unknown_quota = {"suffix": ".0", "room": str(UNLIMITED_ROOM)}
     state = {
         **run_input,
         "delivery": {**run_input["delivery"], "receiveCount": 1000},
-        "pacing": {**pacing, "room": str(UNLIMITED_ROOM), "waited": pacing["maxWaits"] + 1},
+        "pacing": {
+            **pacing,
+            "first": unknown_quota,
+            "second": unknown_quota,
+            "waited": pacing["maxWaits"] + 1,
+        },
     }
     lock_error = {
         "Error": "DynamoDB.ConditionalCheckFailedException",
@@ -130,6 +137,19 @@ def reachable_states(run_input: dict[str, Any]) -> dict[str, Any]:
     names = state["message"]["attachedFileKeys"]
     attachments = [{"size": MAX_OBJECT_SIZE, "etag": WORST_ETAG} for _ in names]
     resolved = {**state, "attachments": attachments}
+    # First Half's window (the largest the pacing step writes), with Step Functions' times
+    second, entered = "2026-12-03T05:00:07", "2026-12-03T05:00:07.123456789+00:00"
+    window = {
+        "key": f"rate#{second}.0",
+        "room": str(UNLIMITED_ROOM),
+        "notBefore": entered,
+        "laterKey": f"rate#{second}.5",
+        "laterRoom": str(UNLIMITED_ROOM),
+        "laterAt": f"{second}.500Z",
+        "second": second,
+        "now": entered,
+    }
+    paced = {**resolved, "window": window}
     sender_input = {
         "FunctionName": FUNCTION_ARN,
         "Payload": {
@@ -137,6 +157,7 @@ def reachable_states(run_input: dict[str, Any]) -> dict[str, Any]:
             "attachments": attachments,
             "lockKey": state["lock"]["key"],
             "executionId": EXECUTION_ARN,
+            "notBefore": entered,
         },
     }
     sender_result = {
@@ -145,7 +166,7 @@ def reachable_states(run_input: dict[str, Any]) -> dict[str, Any]:
         "StatusCode": 200,
         **SDK_METADATA,
     }
-    after_send = {**resolved, "sent": {"messageId": SES_MESSAGE_ID}}
+    after_send = {**paced, "sent": {"messageId": SES_MESSAGE_ID}}
     dead_letter = {
         "QueueUrl": QUEUE_URL,
         "MessageBody": {
@@ -168,11 +189,12 @@ def reachable_states(run_input: dict[str, Any]) -> dict[str, Any]:
         if names
         else {},
         "attachments": resolved,
+        "send window": paced,
         "sender input": sender_input,
         "sender result": sender_result,
         "after the send": after_send,
         "failed before the send": {**lock_read, "error": WORST_ERROR},
-        "failed at the send": {**resolved, "error": WORST_ERROR},
+        "failed at the send": {**paced, "error": WORST_ERROR},
         "failed after the send": {**after_send, "error": WORST_ERROR},
         "dead letter": dead_letter,
     }
